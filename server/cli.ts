@@ -1,0 +1,123 @@
+/**
+ * `accord` command line. Exit codes: 0 ok, 1 runtime failure, 2 usage error.
+ */
+import { parseArgs, type ParseArgsConfig } from 'node:util'
+import { createServer } from './server.ts'
+import { LOG_LEVELS, type LogLevel } from './log.ts'
+
+const USAGE = `Usage: accord <command> [options]
+
+Commands:
+  serve                     Start the sync server
+    --port <n>              Port (default 1234; 0 picks a free one)
+    --host <addr>           Interface to bind (default 127.0.0.1)
+    --data <dir>            LevelDB directory (default ./data)
+    --log-level <level>     debug | info | warn | error | silent (default info)
+  get <workflowId>          Print a workflow's JSON state
+    --server <url>          Server address (default ws://127.0.0.1:1234)
+    --timeout <ms>          Give up after this long (default 10000)
+
+Options:
+  -h, --help                Show this help
+`
+
+class UsageError extends Error {}
+
+const parse = (args: string[], options: ParseArgsConfig['options']): ReturnType<typeof parseArgs> => {
+  try {
+    return parseArgs({ args, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true })
+  } catch (err) {
+    throw new UsageError((err as Error).message)
+  }
+}
+
+const toInt = (name: string, value: unknown, fallback: number): number => {
+  if (value === undefined) return fallback
+  const n = Number(value)
+  if (!Number.isInteger(n) || n < 0) throw new UsageError(`--${name} must be a non-negative integer, got ${String(value)}`)
+  return n
+}
+
+const serve = async (args: string[]): Promise<number> => {
+  const { values, positionals } = parse(args, {
+    port: { type: 'string' },
+    host: { type: 'string' },
+    data: { type: 'string' },
+    'log-level': { type: 'string' }
+  })
+  if (values.help === true) {
+    process.stdout.write(USAGE)
+    return 0
+  }
+  if (positionals.length > 0) throw new UsageError(`unexpected argument ${positionals[0]}`)
+  const level = (values['log-level'] ?? 'info') as LogLevel
+  if (!LOG_LEVELS.includes(level)) throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`)
+  const server = createServer({
+    port: toInt('port', values.port, 1234),
+    host: values.host as string | undefined,
+    dataDir: (values.data as string | undefined) ?? './data',
+    log: { level }
+  })
+  const { url } = await server.listen()
+  process.stdout.write(`accord serving on ${url}\n`)
+  await new Promise<void>(resolve => {
+    const stop = (): void => {
+      process.off('SIGINT', stop)
+      process.off('SIGTERM', stop)
+      resolve()
+    }
+    process.on('SIGINT', stop)
+    process.on('SIGTERM', stop)
+  })
+  await server.close()
+  return 0
+}
+
+const get = async (args: string[]): Promise<number> => {
+  const { values, positionals } = parse(args, { server: { type: 'string' }, timeout: { type: 'string' } })
+  if (values.help === true) {
+    process.stdout.write(USAGE)
+    return 0
+  }
+  if (positionals.length !== 1) throw new UsageError('get needs exactly one workflow id')
+  const { openWorkflow } = await import('../src/index.ts')
+  const handle = openWorkflow(positionals[0] as string, {
+    url: (values.server as string | undefined) ?? 'ws://127.0.0.1:1234',
+    agentId: 'accord-cli'
+  })
+  try {
+    await handle.whenSynced({ timeoutMs: toInt('timeout', values.timeout, 10_000) })
+    process.stdout.write(JSON.stringify(handle.state, null, 2) + '\n')
+    return 0
+  } finally {
+    await handle.close()
+  }
+}
+
+export const main = async (argv: string[]): Promise<number> => {
+  const [command, ...rest] = argv
+  try {
+    switch (command) {
+      case 'serve':
+        return await serve(rest)
+      case 'get':
+        return await get(rest)
+      case undefined:
+      case '-h':
+      case '--help':
+      case 'help':
+        process.stdout.write(USAGE)
+        return command === undefined ? 2 : 0
+      default:
+        throw new UsageError(`unknown command ${command}`)
+    }
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`accord: ${err.message}\n\n${USAGE}`)
+      return 2
+    }
+    const e = err as { code?: string, message?: string }
+    process.stderr.write(`accord: ${e.code !== undefined ? `${e.code}: ` : ''}${e.message ?? String(err)}\n`)
+    return 1
+  }
+}

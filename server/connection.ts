@@ -1,0 +1,189 @@
+/**
+ * One WebSocket: decodes y-websocket messages with y-protocols, enforces the message size cap and
+ * keeps the socket alive with pings. Messages that arrive while the workflow is still loading
+ * are buffered (bounded) and handled in order once it is attached.
+ * Any malformed message closes this connection only (4400, reason logged).
+ */
+import type { WebSocket, RawData } from 'ws'
+import * as Y from 'yjs'
+import * as encoding from 'lib0/encoding'
+import * as decoding from 'lib0/decoding'
+import * as syncProtocol from 'y-protocols/sync'
+import * as awarenessProtocol from 'y-protocols/awareness'
+import { CloseCodes, type CloseCode } from '../src/close-codes.ts'
+import { MessageType } from '../src/protocol.ts'
+import type { Logger } from './log.ts'
+import { encodeAwareness, type Peer, type Workflow } from './workflow.ts'
+
+export interface ConnectionOptions {
+  maxMessageSize: number
+  pingIntervalMs: number
+  log: Logger
+  onClose: (conn: Connection) => void
+}
+
+let nextId = 1
+
+/** Close reasons are limited to 123 bytes by RFC 6455. */
+const closeReason = (code: CloseCode, detail?: string): string => {
+  const text = detail === undefined ? code.reason : `${code.reason}: ${detail}`
+  const bytes = Buffer.from(text)
+  return bytes.length <= 123 ? text : bytes.subarray(0, 120).toString('utf8').replace(/\uFFFD$/, '') + '...'
+}
+
+const toBytes = (data: RawData): Uint8Array =>
+  Array.isArray(data) ? Buffer.concat(data) : data instanceof ArrayBuffer ? new Uint8Array(data) : data
+
+export class Connection implements Peer {
+  readonly id = nextId++
+  readonly workflowId: string
+  workflow: Workflow | null = null
+  private readonly ws: WebSocket
+  private readonly opts: ConnectionOptions
+  private buffered: Uint8Array[] | null = []
+  private bufferedBytes = 0
+  private alive = true
+  private pingTimer: ReturnType<typeof setInterval> | null = null
+  private closed = false
+
+  constructor (ws: WebSocket, workflowId: string, opts: ConnectionOptions) {
+    this.ws = ws
+    this.workflowId = workflowId
+    this.opts = opts
+    ws.on('message', this.onMessage)
+    ws.on('close', this.onSocketClose)
+    ws.on('error', err => { opts.log.debug('socket error', { conn: this.id, error: err.message }) })
+    ws.on('pong', () => { this.alive = true })
+    this.pingTimer = setInterval(() => {
+      if (!this.alive) {
+        ws.terminate()
+        return
+      }
+      this.alive = false
+      ws.ping()
+    }, opts.pingIntervalMs)
+  }
+
+  get isClosed (): boolean { return this.closed }
+
+  /** Joins the loaded workflow: sends our state vector and presence, then handles buffered input. */
+  attach (workflow: Workflow): void {
+    this.workflow = workflow
+    workflow.addPeer(this)
+    const enc = encoding.createEncoder()
+    encoding.writeVarUint(enc, MessageType.sync)
+    syncProtocol.writeSyncStep1(enc, workflow.doc)
+    this.send(encoding.toUint8Array(enc))
+    const states = workflow.awareness.getStates()
+    if (states.size > 0) this.send(encodeAwareness(workflow.awareness, Array.from(states.keys())))
+    const buffered = this.buffered ?? []
+    this.buffered = null
+    for (const message of buffered) {
+      if (this.closed) break
+      this.handle(message)
+    }
+  }
+
+  send (message: Uint8Array): void {
+    if (this.closed || this.ws.readyState !== this.ws.OPEN) return
+    this.ws.send(message, err => {
+      if (err !== undefined && err !== null) this.close(CloseCodes.shuttingDown, 'send failed')
+    })
+  }
+
+  close (code: CloseCode, detail?: string): void {
+    if (this.closed) return
+    this.ws.close(code.code, closeReason(code, detail))
+    this.onSocketClose()
+  }
+
+  private readonly onMessage = (data: RawData, isBinary: boolean): void => {
+    if (this.closed) return
+    this.alive = true
+    const message = toBytes(data)
+    if (message.length > this.opts.maxMessageSize) {
+      this.reject(CloseCodes.tooLarge, `${message.length} > ${this.opts.maxMessageSize} bytes`)
+      return
+    }
+    if (!isBinary) {
+      this.reject(CloseCodes.badMessage, 'text frames are not part of the protocol')
+      return
+    }
+    if (this.buffered !== null) {
+      this.bufferedBytes += message.length
+      if (this.bufferedBytes > this.opts.maxMessageSize * 4) {
+        this.reject(CloseCodes.tooLarge, 'too much input while the workflow was loading')
+        return
+      }
+      this.buffered.push(message)
+      return
+    }
+    this.handle(message)
+  }
+
+  private reject (code: CloseCode, detail: string): void {
+    this.opts.log.warn('closing connection', { conn: this.id, workflowId: this.workflowId, code: code.code, reason: code.reason, detail })
+    this.close(code, detail)
+  }
+
+  private handle (message: Uint8Array): void {
+    const workflow = this.workflow as Workflow
+    try {
+      const decoder = decoding.createDecoder(message)
+      const type = decoding.readVarUint(decoder)
+      switch (type) {
+        case MessageType.sync:
+          this.handleSync(decoder, workflow)
+          break
+        case MessageType.awareness:
+          awarenessProtocol.applyAwarenessUpdate(workflow.awareness, decoding.readVarUint8Array(decoder), this)
+          break
+        case MessageType.queryAwareness:
+          this.send(encodeAwareness(workflow.awareness, Array.from(workflow.awareness.getStates().keys())))
+          break
+        case MessageType.auth:
+          break
+        default:
+          throw new Error(`unknown message type ${type}`)
+      }
+    } catch (err) {
+      this.reject(CloseCodes.badMessage, (err as Error).message)
+    }
+  }
+
+  private handleSync (decoder: decoding.Decoder, workflow: Workflow): void {
+    const syncType = decoding.readVarUint(decoder)
+    switch (syncType) {
+      case syncProtocol.messageYjsSyncStep1: {
+        const stateVector = decoding.readVarUint8Array(decoder)
+        Y.decodeStateVector(stateVector) // validates now, so a bad one fails this connection only
+        // Reply once what we hold is durable: a peer never receives an edit the store could lose.
+        void workflow.whenFlushed().then(() => {
+          if (this.closed) return
+          const enc = encoding.createEncoder()
+          encoding.writeVarUint(enc, MessageType.sync)
+          syncProtocol.writeSyncStep2(enc, workflow.doc, stateVector)
+          this.send(encoding.toUint8Array(enc))
+        })
+        break
+      }
+      case syncProtocol.messageYjsSyncStep2:
+      case syncProtocol.messageYjsUpdate:
+        // Not y-protocols' readSyncStep2: it swallows errors, and a bad update must close the socket.
+        Y.applyUpdate(workflow.doc, decoding.readVarUint8Array(decoder), this)
+        break
+      default:
+        throw new Error(`unknown sync message type ${syncType}`)
+    }
+  }
+
+  private readonly onSocketClose = (): void => {
+    if (this.closed) return
+    this.closed = true
+    if (this.pingTimer !== null) clearInterval(this.pingTimer)
+    this.pingTimer = null
+    this.buffered = null
+    this.workflow?.removePeer(this)
+    this.opts.onClose(this)
+  }
+}

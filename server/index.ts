@@ -1,0 +1,6 @@
+export { createServer } from './server.ts'
+export type { ServerOptions, AccordServer } from './server.ts'
+export { openLevelStore } from './store/level.ts'
+export type { Store, StoredWorkflow, WorkflowMeta } from './store/store.ts'
+export { createLogger } from './log.ts'
+export type { Logger, LoggerOptions, LogLevel } from './log.ts'

@@ -1,0 +1,125 @@
+/**
+ * Which workflows are in memory. Loaded lazily on first use, shared by every connection, and
+ * flushed and evicted `graceMs` after the last one leaves. A failed load or write removes the
+ * entry and releases the half-built workflow, so memory never grows with workflows ever touched.
+ */
+import type { Logger } from './log.ts'
+import type { Store } from './store/store.ts'
+import { Workflow } from './workflow.ts'
+
+export interface RegistryOptions {
+  store: Store
+  log: Logger
+  graceMs: number
+  compactEvery: number
+  writeAttempts: number
+}
+
+interface Entry {
+  id: string
+  promise: Promise<Workflow>
+  workflow: Workflow | null
+  refs: number
+  timer: ReturnType<typeof setTimeout> | null
+  closing: Promise<void> | null
+}
+
+export interface Registry {
+  /** Loads (or reuses) a workflow and holds it until `release`. */
+  acquire: (id: string) => Promise<Workflow>
+  release: (workflow: Workflow) => void
+  /** Ids of the workflows currently in memory (loading, loaded or being evicted). */
+  loaded: () => string[]
+  /** Flushes and releases every workflow. */
+  close: () => Promise<void>
+}
+
+export const createRegistry = (opts: RegistryOptions): Registry => {
+  const entries = new Map<string, Entry>()
+
+  const remove = (entry: Entry): void => {
+    if (entries.get(entry.id) === entry) entries.delete(entry.id)
+  }
+
+  const evict = (entry: Entry): void => {
+    entry.timer = null
+    if (entry.refs > 0 || entry.closing !== null) return
+    const workflow = entry.workflow
+    if (workflow === null) return
+    entry.closing = workflow.close()
+      .catch(err => { opts.log.error('evicting workflow failed', { workflowId: entry.id, error: (err as Error).message }) })
+      .finally(() => { remove(entry) })
+  }
+
+  const onFailure = (workflow: Workflow): void => {
+    const entry = entries.get(workflow.id)
+    if (entry === undefined || entry.workflow !== workflow) {
+      workflow.destroy()
+      return
+    }
+    if (entry.timer !== null) clearTimeout(entry.timer)
+    entry.closing = Promise.resolve(workflow.destroy()).finally(() => { remove(entry) })
+  }
+
+  const create = (id: string): Entry => {
+    const entry: Entry = { id, promise: Promise.resolve(null as never), workflow: null, refs: 0, timer: null, closing: null }
+    entry.promise = Workflow.load(id, { ...opts, onFailure }).then(
+      workflow => {
+        entry.workflow = workflow
+        return workflow
+      },
+      err => {
+        opts.log.error('loading workflow failed', { workflowId: id, error: (err as Error).message, code: (err as { code?: string }).code })
+        remove(entry)
+        throw err
+      }
+    )
+    entries.set(id, entry)
+    return entry
+  }
+
+  const acquire = async (id: string): Promise<Workflow> => {
+    for (;;) {
+      const existing = entries.get(id)
+      if (existing?.closing != null) {
+        await existing.closing
+        continue
+      }
+      const entry = existing ?? create(id)
+      entry.refs++
+      if (entry.timer !== null) {
+        clearTimeout(entry.timer)
+        entry.timer = null
+      }
+      try {
+        return await entry.promise
+      } catch (err) {
+        entry.refs--
+        throw err
+      }
+    }
+  }
+
+  const release = (workflow: Workflow): void => {
+    const entry = entries.get(workflow.id)
+    if (entry === undefined || entry.workflow !== workflow) return
+    entry.refs--
+    if (entry.refs > 0 || entry.closing !== null) return
+    entry.timer = setTimeout(() => { evict(entry) }, opts.graceMs)
+    entry.timer.unref()
+  }
+
+  const close = async (): Promise<void> => {
+    const all = Array.from(entries.values())
+    await Promise.all(all.map(async entry => {
+      if (entry.timer !== null) clearTimeout(entry.timer)
+      entry.timer = null
+      if (entry.closing !== null) return entry.closing
+      const workflow = await entry.promise.catch(() => null)
+      if (workflow !== null) await workflow.close()
+      remove(entry)
+    }))
+  }
+
+  return { acquire, release, loaded: () => Array.from(entries.keys()), close }
+}

@@ -1,0 +1,15 @@
+/**
+ * WebSocket close codes shared by the server and the SDK: 4000 + the matching HTTP status.
+ * Stock y-websocket clients (v3) stop reconnecting on 4400-4499 and retry on everything else,
+ * which is exactly the split we want: bad input is final, server trouble is transient.
+ */
+export const CloseCodes = {
+  badMessage: { code: 4400, reason: 'malformed message' },
+  invalidWorkflowId: { code: 4400, reason: 'invalid workflow id' },
+  tooLarge: { code: 4413, reason: 'message too large' },
+  storageFailure: { code: 4500, reason: 'storage failure' },
+  loadFailure: { code: 4500, reason: 'workflow could not be loaded' },
+  shuttingDown: { code: 1001, reason: 'server shutting down' }
+} as const
+
+export type CloseCode = (typeof CloseCodes)[keyof typeof CloseCodes]

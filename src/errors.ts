@@ -1,0 +1,103 @@
+/**
+ * Errors are values with names: every failure Accord reports is an `AccordError` subclass with a
+ * stable `code`, so callers branch on `err.code` instead of parsing messages.
+ */
+
+export type AccordErrorCode =
+  | 'INVALID_JSON'
+  | 'INVALID_PATCH'
+  | 'SCHEMA_VIOLATION'
+  | 'INVALID_WORKFLOW_ID'
+  | 'INVALID_MESSAGE'
+  | 'MESSAGE_TOO_LARGE'
+  | 'STORAGE_FAILURE'
+  | 'CORRUPT_DATA'
+  | 'WORKFLOW_UNAVAILABLE'
+  | 'CLOSED'
+  | 'TIMEOUT'
+
+export class AccordError extends Error {
+  readonly code: AccordErrorCode
+  readonly details: unknown
+
+  constructor (code: AccordErrorCode, message: string, details?: unknown, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'AccordError'
+    this.code = code
+    this.details = details
+  }
+}
+
+/** A value that is not plain JSON (function, undefined in an array, NaN, cycle, class instance). */
+export class InvalidJsonError extends AccordError {
+  readonly path: string
+  constructor (path: string, reason: string) {
+    super('INVALID_JSON', `not a JSON value at ${path === '' ? '/' : path}: ${reason}`, { path, reason })
+    this.name = 'InvalidJsonError'
+    this.path = path
+  }
+}
+
+/** An RFC 6902 patch that is malformed or does not apply to the current state. */
+export class InvalidPatchError extends AccordError {
+  constructor (message: string, details?: unknown, options?: { cause?: unknown }) {
+    super('INVALID_PATCH', message, details, options)
+    this.name = 'InvalidPatchError'
+  }
+}
+
+export interface SchemaIssue {
+  path: Array<string | number>
+  message: string
+  code: string
+}
+
+/** A change refused because the result would violate the workflow's zod schema. */
+export class SchemaViolationError extends AccordError {
+  readonly issues: SchemaIssue[]
+  constructor (issues: SchemaIssue[]) {
+    const first = issues[0]
+    const where = first === undefined ? '' : ` at /${first.path.join('/')}: ${first.message}`
+    super('SCHEMA_VIOLATION', `change violates the workflow schema${where}`, { issues })
+    this.name = 'SchemaViolationError'
+    this.issues = issues
+  }
+}
+
+export class InvalidWorkflowIdError extends AccordError {
+  constructor (id: string) {
+    super('INVALID_WORKFLOW_ID', `invalid workflow id ${JSON.stringify(id.slice(0, 200))}: ` +
+      'use 1-128 characters from A-Z a-z 0-9 . _ - : starting with a letter or digit', { id })
+    this.name = 'InvalidWorkflowIdError'
+  }
+}
+
+export class StorageError extends AccordError {
+  constructor (message: string, options?: { cause?: unknown }) {
+    super('STORAGE_FAILURE', message, undefined, options)
+    this.name = 'StorageError'
+  }
+}
+
+/** Operation on a handle, server or store that was already closed. */
+export class ClosedError extends AccordError {
+  constructor (what: string) {
+    super('CLOSED', `${what} is closed`)
+    this.name = 'ClosedError'
+  }
+}
+
+export class TimeoutError extends AccordError {
+  constructor (what: string, ms: number) {
+    super('TIMEOUT', `${what} did not happen within ${ms} ms`, { ms })
+    this.name = 'TimeoutError'
+  }
+}
+
+/** A stored value whose checksum does not match: the data on disk was damaged. */
+export class CorruptDataError extends AccordError {
+  constructor (key: string, reason: string) {
+    super('CORRUPT_DATA', `corrupt record ${key}: ${reason}`, { key, reason })
+    this.name = 'CorruptDataError'
+  }
+}

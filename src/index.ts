@@ -1,0 +1,7 @@
+export { openWorkflow, AGENTS_ROOT } from './workflow.ts'
+export type { WorkflowHandle, OpenWorkflowOptions, ChangeEvent, ChangeListener, UpdateOptions, StateOf } from './workflow.ts'
+export * from './errors.ts'
+export { CloseCodes } from './close-codes.ts'
+export { isValidWorkflowId, WorkflowIdSchema } from './workflow-id.ts'
+export type { JsonValue, JsonObject } from './json.ts'
+export type { PatchOperation } from './patch.ts'

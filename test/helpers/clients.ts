@@ -1,0 +1,51 @@
+import * as Y from 'yjs'
+import WebSocket from 'ws'
+import { WebsocketProvider } from 'y-websocket'
+import { openWorkflow, type OpenWorkflowOptions, type WorkflowHandle } from '../../src/index.ts'
+import type { z } from 'zod'
+
+const open: Array<{ close: () => unknown }> = []
+
+/** An SDK agent; closed by closeClients(). */
+export const sdkAgent = <S extends z.ZodType | undefined = undefined>(
+  url: string, id: string, agentId: string, extra: Partial<OpenWorkflowOptions<S>> = {}
+): ReturnType<typeof openWorkflow<S>> => {
+  const handle = openWorkflow<S>(id, { url, agentId, ...extra } as OpenWorkflowOptions<S>)
+  open.push(handle)
+  return handle
+}
+
+export interface StockClient {
+  doc: Y.Doc
+  provider: WebsocketProvider
+  /** The JSON of the Accord state root, as a stock client sees it. */
+  json: () => unknown
+  synced: () => Promise<void>
+  close: () => void
+}
+
+/** A stock y-websocket client, unmodified, as any Yjs app would use it. */
+export const stockClient = (url: string, id: string): StockClient => {
+  const doc = new Y.Doc()
+  const provider = new WebsocketProvider(url, id, doc, { WebSocketPolyfill: WebSocket as any })
+  const client: StockClient = {
+    doc,
+    provider,
+    json: () => doc.getMap('state').toJSON(),
+    synced: () => provider.synced
+      ? Promise.resolve()
+      : new Promise(resolve => { provider.once('sync', () => { resolve() }) }),
+    close: () => {
+      provider.destroy()
+      doc.destroy()
+    }
+  }
+  open.push(client)
+  return client
+}
+
+export const closeClients = async (): Promise<void> => {
+  await Promise.all(open.splice(0).map(c => c.close()))
+}
+
+export type { WorkflowHandle }

@@ -1,0 +1,43 @@
+import { mkdtemp, rm } from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import { createServer, type AccordServer, type ServerOptions } from '../../server/server.ts'
+
+export interface TestServer {
+  server: AccordServer
+  url: string
+  port: number
+  dataDir: string
+  /** Log lines (parsed JSON) the server wrote. */
+  logs: Array<Record<string, unknown>>
+  /** Stops the server (keeps the data dir). */
+  stop: () => Promise<void>
+}
+
+const dirs: string[] = []
+
+export const tempDir = async (prefix = 'accord-test-'): Promise<string> => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), prefix))
+  dirs.push(dir)
+  return dir
+}
+
+export const removeTempDirs = async (): Promise<void> => {
+  await Promise.all(dirs.splice(0).map(d => rm(d, { recursive: true, force: true })))
+}
+
+/** Starts a real server on 127.0.0.1 with an ephemeral port and a LevelDB in a temp dir. */
+export const startServer = async (options: ServerOptions & { dataDir?: string } = {}): Promise<TestServer> => {
+  const dataDir = options.dataDir ?? await tempDir()
+  const logs: Array<Record<string, unknown>> = []
+  const server = createServer({
+    evictionGraceMs: 0,
+    ...options,
+    port: options.port ?? 0,
+    host: '127.0.0.1',
+    dataDir,
+    log: { level: 'debug', write: line => { logs.push(JSON.parse(line)) } }
+  })
+  const { url, port } = await server.listen()
+  return { server, url, port, dataDir, logs, stop: () => server.close() }
+}
