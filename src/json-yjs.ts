@@ -22,12 +22,22 @@ export const toYValue = (value: JsonValue): unknown => {
   return value
 }
 
+/**
+ * JSON of a Yjs value with object keys in sorted order: Y.Map.toJSON() follows the order in
+ * which this replica happened to receive the keys, so peers would print the same state differently.
+ */
 export const yToJson = (value: unknown): JsonValue => {
+  if (value instanceof Y.Map) {
+    const out: JsonObject = {}
+    for (const key of Array.from(value.keys()).sort()) out[key] = yToJson(value.get(key))
+    return out
+  }
+  if (value instanceof Y.Array) return value.toArray().map(yToJson)
   if (value instanceof Y.AbstractType) return value.toJSON() as JsonValue
   return value as JsonValue
 }
 
-export const readState = (doc: Y.Doc): JsonObject => stateRoot(doc).toJSON() as JsonObject
+export const readState = (doc: Y.Doc): JsonObject => yToJson(stateRoot(doc)) as JsonObject
 
 export const setMapContents = (ymap: Y.Map<unknown>, next: Record<string, unknown>): void => {
   for (const key of Array.from(ymap.keys())) {

@@ -93,7 +93,9 @@ export const openWorkflow = <S extends z.ZodType | undefined = undefined>(
   const provider = new WebsocketProvider(options.url.replace(/\/+$/, ''), id, doc, {
     WebSocketPolyfill: options.WebSocket ?? DefaultWebSocket,
     params: options.params,
-    maxBackoffTime: options.maxBackoffTime
+    maxBackoffTime: options.maxBackoffTime,
+    // Same-origin BroadcastChannel sync would let agents see edits the server has not stored.
+    disableBc: true
   })
   provider.awareness.setLocalStateField('agent', { id: agentId })
 

@@ -3,6 +3,7 @@ import WebSocket from 'ws'
 import { WebsocketProvider } from 'y-websocket'
 import { openWorkflow, type OpenWorkflowOptions, type WorkflowHandle } from '../../src/index.ts'
 import type { z } from 'zod'
+import { readState } from '../../src/json-yjs.ts'
 
 const open: Array<{ close: () => unknown }> = []
 
@@ -27,11 +28,15 @@ export interface StockClient {
 /** A stock y-websocket client, unmodified, as any Yjs app would use it. */
 export const stockClient = (url: string, id: string): StockClient => {
   const doc = new Y.Doc()
-  const provider = new WebsocketProvider(url, id, doc, { WebSocketPolyfill: WebSocket as any })
+  const provider = new WebsocketProvider(url, id, doc, {
+    WebSocketPolyfill: WebSocket as any,
+    // Real stock clients live in other processes; in one test process BroadcastChannel would bypass the server.
+    disableBc: true
+  })
   const client: StockClient = {
     doc,
     provider,
-    json: () => doc.getMap('state').toJSON(),
+    json: () => readState(doc),
     synced: () => provider.synced
       ? Promise.resolve()
       : new Promise(resolve => { provider.once('sync', () => { resolve() }) }),

@@ -1,0 +1,84 @@
+import { afterEach, describe, expect, it } from 'vitest'
+import { startServer, removeTempDirs, type TestServer } from './helpers/server.ts'
+import { closeClients, sdkAgent, stockClient } from './helpers/clients.ts'
+import { waitFor, waitForConvergence } from './helpers/wait.ts'
+
+const servers: TestServer[] = []
+const start = async (...args: Parameters<typeof startServer>): Promise<TestServer> => {
+  const s = await startServer(...args)
+  servers.push(s)
+  return s
+}
+
+afterEach(async () => {
+  await closeClients()
+  await Promise.all(servers.splice(0).map(s => s.stop()))
+  await removeTempDirs()
+})
+
+describe('persistence', () => {
+  it('a restarted server on the same data dir serves byte-identical JSON', async () => {
+    const first = await start()
+    const a = sdkAgent(first.url, 'wf-persist', 'agent-a')
+    const b = sdkAgent(first.url, 'wf-persist', 'agent-b')
+    await Promise.all([a.whenSynced(), b.whenSynced()])
+    for (let i = 0; i < 30; i++) {
+      a.update(d => { d[`a${i}`] = { n: i, tags: ['x', i] } })
+      b.update(d => { d.list = [...((d.list as number[]) ?? []), i] })
+    }
+    a.update(d => { delete d.a3 })
+    const before = JSON.stringify(await waitForConvergence([() => a.state, () => b.state]))
+    await closeClients()
+    await first.stop()
+
+    const second = await start({ dataDir: first.dataDir })
+    const reader = stockClient(second.url, 'wf-persist')
+    await reader.synced()
+    expect(JSON.stringify(reader.json())).toBe(before)
+  })
+
+  it('an edit is durable once a peer has seen it, even if the server is closed right away', async () => {
+    const first = await start()
+    const a = sdkAgent(first.url, 'wf-durable', 'agent-a')
+    const b = sdkAgent(first.url, 'wf-durable', 'agent-b')
+    await Promise.all([a.whenSynced(), b.whenSynced()])
+    a.update(d => { d.seen = 'yes' })
+    await waitFor(() => b.state.seen === 'yes', { what: 'b sees the edit' })
+    await first.stop()
+    const second = await start({ dataDir: first.dataDir })
+    const reader = stockClient(second.url, 'wf-durable')
+    await reader.synced()
+    expect(reader.json()).toEqual({ seen: 'yes' })
+  })
+
+  it('compacts the update log into a keyframe and the state is unchanged, also after a restart', async () => {
+    const first = await start({ compactEvery: 20 })
+    const a = sdkAgent(first.url, 'wf-compact', 'agent-a')
+    await a.whenSynced()
+    const lastSeq = async (): Promise<number> => (await first.server.store.load('wf-compact')).meta?.lastSeq ?? 0
+    for (let i = 0; i < 95; i++) {
+      // Wait for each write, so each update is its own log entry.
+      const before = await lastSeq()
+      a.update(d => { d.counter = i; d[`k${i % 7}`] = i })
+      await waitFor(async () => (await lastSeq()) > before, { what: `update ${i} persisted` })
+    }
+    const expected = await waitFor(async () => {
+      const stored = await first.server.store.load('wf-compact')
+      return stored.keyframe !== null && stored.meta !== null && a.synced ? stored : null
+    }, { what: 'a keyframe' })
+    expect(expected.keyframe).not.toBeNull()
+    expect(await first.server.store.countLog('wf-compact')).toBeLessThanOrEqual(20)
+
+    const observer = stockClient(first.url, 'wf-compact')
+    await waitForConvergence([() => a.state, observer.json])
+    const before = JSON.stringify(a.state)
+    expect(JSON.parse(before).counter).toBe(94)
+    await closeClients()
+    await first.stop()
+
+    const second = await start({ dataDir: first.dataDir, compactEvery: 20 })
+    const reader = stockClient(second.url, 'wf-compact')
+    await reader.synced()
+    expect(JSON.stringify(reader.json())).toBe(before)
+  })
+})
