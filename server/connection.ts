@@ -11,16 +11,26 @@ import * as decoding from 'lib0/decoding'
 import * as syncProtocol from 'y-protocols/sync'
 import * as awarenessProtocol from 'y-protocols/awareness'
 import { CloseCodes, type CloseCode } from '../src/close-codes.ts'
-import { MessageType } from '../src/protocol.ts'
+import { MessageType, encodeFramed, readFramed } from '../src/protocol.ts'
+import { ChangeMetaSchema, type ChangeMeta } from '../src/schema.ts'
 import type { Logger } from './log.ts'
 import { encodeAwareness, type Peer, type Workflow } from './workflow.ts'
+import { z } from 'zod'
 
 export interface ConnectionOptions {
   maxMessageSize: number
   pingIntervalMs: number
   log: Logger
+  /** Agent id recorded as the author of this connection's changes. */
+  agentId: string
+  /** Whether the client announced the Accord extension (messages >= 100). */
+  extended: boolean
   onClose: (conn: Connection) => void
+  /** Handles an extension request; the result (or thrown AccordError) is sent back. */
+  onRequest: (conn: Connection, body: unknown) => Promise<unknown>
 }
+
+const DescribeSchema = z.object({ description: z.string().max(2000).optional(), meta: ChangeMetaSchema.optional() })
 
 let nextId = 1
 
@@ -37,7 +47,13 @@ const toBytes = (data: RawData): Uint8Array =>
 export class Connection implements Peer {
   readonly id = nextId++
   readonly workflowId: string
+  readonly agentId: string
+  readonly extended: boolean
   workflow: Workflow | null = null
+  /** Change-record subscriptions of this connection, by id. */
+  readonly subscriptions = new Map<number, () => void>()
+  nextSubscription = 1
+  private description: { description?: string, meta?: ChangeMeta } | undefined
   private readonly ws: WebSocket
   private readonly opts: ConnectionOptions
   private buffered: Uint8Array[] | null = []
@@ -50,6 +66,8 @@ export class Connection implements Peer {
     this.ws = ws
     this.workflowId = workflowId
     this.opts = opts
+    this.agentId = opts.agentId
+    this.extended = opts.extended
     ws.on('message', this.onMessage)
     ws.on('close', this.onSocketClose)
     ws.on('error', err => { opts.log.debug('socket error', { conn: this.id, error: err.message }) })
@@ -65,6 +83,17 @@ export class Connection implements Peer {
   }
 
   get isClosed (): boolean { return this.closed }
+
+  takeDescription (): { description?: string, meta?: ChangeMeta } | undefined {
+    const d = this.description
+    this.description = undefined
+    return d
+  }
+
+  /** Pushes an extension event (only to clients that announced the extension). */
+  sendEvent (subscription: number, body: unknown): void {
+    if (this.extended) this.send(encodeFramed(MessageType.event, subscription, body))
+  }
 
   /** Joins the loaded workflow: sends our state vector and presence, then handles buffered input. */
   attach (workflow: Workflow): void {
@@ -143,6 +172,23 @@ export class Connection implements Peer {
           break
         case MessageType.auth:
           break
+        case MessageType.describe:
+          if (!this.extended) throw new Error('extension message without announcing the extension')
+          this.description = DescribeSchema.parse(readFramed(decoder, false).body)
+          break
+        case MessageType.request: {
+          if (!this.extended) throw new Error('extension message without announcing the extension')
+          const { id, body } = readFramed(decoder, true)
+          this.opts.onRequest(this, body).then(
+            result => { this.send(encodeFramed(MessageType.response, id, { result: result ?? null })) },
+            (err: Error & { code?: string, details?: unknown }) => {
+              const error = { code: err.code ?? 'INTERNAL', message: err.message, details: err.details }
+              if (err.code === undefined) this.opts.log.error('request failed', { conn: this.id, error: err.message })
+              this.send(encodeFramed(MessageType.response, id, { error }))
+            }
+          )
+          break
+        }
         default:
           throw new Error(`unknown message type ${type}`)
       }
@@ -183,6 +229,8 @@ export class Connection implements Peer {
     if (this.pingTimer !== null) clearInterval(this.pingTimer)
     this.pingTimer = null
     this.buffered = null
+    for (const unsubscribe of this.subscriptions.values()) unsubscribe()
+    this.subscriptions.clear()
     this.workflow?.removePeer(this)
     this.opts.onClose(this)
   }

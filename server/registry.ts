@@ -3,17 +3,10 @@
  * flushed and evicted `graceMs` after the last one leaves. A failed load or write removes the
  * entry and releases the half-built workflow, so memory never grows with workflows ever touched.
  */
-import type { Logger } from './log.ts'
-import type { Store } from './store/store.ts'
-import { Workflow } from './workflow.ts'
+import type { CloseCode } from '../src/close-codes.ts'
+import { Workflow, type WorkflowOptions } from './workflow.ts'
 
-export interface RegistryOptions {
-  store: Store
-  log: Logger
-  graceMs: number
-  compactEvery: number
-  writeAttempts: number
-}
+export type RegistryOptions = Omit<WorkflowOptions, 'onFailure'> & { graceMs: number }
 
 interface Entry {
   id: string
@@ -30,6 +23,10 @@ export interface Registry {
   release: (workflow: Workflow) => void
   /** Ids of the workflows currently in memory (loading, loaded or being evicted). */
   loaded: () => string[]
+  /** Unloads a workflow without writing, closing its peers with `code` (deletion). */
+  drop: (id: string, code: CloseCode) => Promise<void>
+  /** The loaded workflow, if it is in memory and ready. */
+  get: (id: string) => Workflow | undefined
   /** Flushes and releases every workflow. */
   close: () => Promise<void>
 }
@@ -109,6 +106,30 @@ export const createRegistry = (opts: RegistryOptions): Registry => {
     entry.timer.unref()
   }
 
+  const drop = async (id: string, code: CloseCode): Promise<void> => {
+    const entry = entries.get(id)
+    if (entry === undefined) return
+    if (entry.closing !== null) {
+      await entry.closing
+      return
+    }
+    if (entry.timer !== null) clearTimeout(entry.timer)
+    entry.timer = null
+    const workflow = await entry.promise.catch(() => null)
+    if (workflow === null) return
+    entry.closing = (async () => {
+      await workflow.whenFlushed().catch(() => {})
+      for (const peer of Array.from(workflow.peers.keys())) peer.close(code)
+      workflow.destroy()
+    })().finally(() => { remove(entry) })
+    await entry.closing
+  }
+
+  const get = (id: string): Workflow | undefined => {
+    const entry = entries.get(id)
+    return entry?.closing === null && entry.workflow !== null ? entry.workflow : undefined
+  }
+
   const close = async (): Promise<void> => {
     const all = Array.from(entries.values())
     await Promise.all(all.map(async entry => {
@@ -121,5 +142,5 @@ export const createRegistry = (opts: RegistryOptions): Registry => {
     }))
   }
 
-  return { acquire, release, loaded: () => Array.from(entries.keys()), close }
+  return { acquire, release, loaded: () => Array.from(entries.keys()), drop, get, close }
 }

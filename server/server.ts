@@ -1,7 +1,9 @@
 /**
  * createServer: an HTTP server whose WebSocket upgrades at /<workflowId> speak the standard
- * y-websocket protocol. Lifecycle: createServer() -> listen() -> close(); close() flushes every
- * workflow and releases sockets, timers and the store, so many servers can share one process.
+ * y-websocket protocol (plus Accord's extension for clients that announce it), and the server
+ * module API (history, snapshots, restore, forks, conflicts, subscriptions).
+ * Lifecycle: createServer() -> listen() -> close(); close() flushes every workflow and releases
+ * sockets, timers and the store, so many servers can share one process.
  */
 import http from 'node:http'
 import path from 'node:path'
@@ -9,12 +11,25 @@ import type { AddressInfo } from 'node:net'
 import { WebSocketServer, type WebSocket } from 'ws'
 import { CloseCodes } from '../src/close-codes.ts'
 import { ClosedError } from '../src/errors.ts'
+import type { JsonValue } from '../src/json.ts'
+import { applyPatchToYjs } from '../src/patch.ts'
+import { stateRoot } from '../src/json-yjs.ts'
+import { AGENT_PARAM, EXTENSION_PARAM } from '../src/protocol.ts'
+import type { ConflictRecord } from '../src/schema.ts'
 import { isValidWorkflowId } from '../src/workflow-id.ts'
 import { Connection } from './connection.ts'
+import { createChangeFeed, type ChangeFeed, type RecordListener, type SubscribeOptions } from './feed.ts'
+import * as history from './history.ts'
 import { createLogger, type Logger, type LoggerOptions } from './log.ts'
 import { createRegistry, type Registry } from './registry.ts'
+import { archiveOldVersions, type RetentionPolicy } from './retention.ts'
+import { handleRequest } from './rpc.ts'
 import { openLevelStore } from './store/level.ts'
-import type { Store } from './store/store.ts'
+import type { Store, WorkflowMeta } from './store/store.ts'
+import type { Workflow } from './workflow.ts'
+
+/** Return a value to override the CRDT's pick (recorded as a resolution), or undefined to keep it. */
+export type ConflictResolver = (conflict: ConflictRecord) => { value: JsonValue } | undefined | Promise<{ value: JsonValue } | undefined>
 
 export interface ServerOptions {
   /** Default 1234; 0 picks a free port. */
@@ -29,12 +44,24 @@ export interface ServerOptions {
   maxMessageSize?: number
   /** How long a workflow stays in memory after its last connection left (default 5000 ms). */
   evictionGraceMs?: number
-  /** Log entries per workflow before they are compacted into a keyframe (default 1000). */
-  compactEvery?: number
+  /** A full-state keyframe every this many versions (default 100): bounds cold-load replay. */
+  keyframeEvery?: number
   /** Write attempts before a workflow is stopped (default 4). */
   writeAttempts?: number
   /** Interval of WebSocket pings that detect dead peers (default 30000 ms). */
   pingIntervalMs?: number
+  /** Version retention: `maxVersions` hot (100), older than `archiveAfterDays` (30) archived. */
+  retention?: Partial<RetentionPolicy>
+  /** Snapshot retention: newest `keepRoutine` (3) routine snapshots, recovery ones `recoveryDays` (7). */
+  snapshots?: Partial<history.SnapshotPolicy>
+  /** Bytes of stored data per workflow above which its writes are refused (default: no quota). */
+  quotaBytes?: number
+  /** Delete workflows without edits for this many days (default: never). */
+  deleteIdleAfterDays?: number
+  /** How often the maintenance sweep runs (default 1 hour). */
+  sweepIntervalMs?: number
+  /** Called for every detected conflict. */
+  resolveConflict?: ConflictResolver
   /** A logger, or options for the built-in JSON logger. */
   log?: Logger | LoggerOptions
 }
@@ -49,10 +76,29 @@ export interface AccordServer {
   connectionCount: () => number
   /** The store (available after listen()). */
   readonly store: Store
+  listWorkflows: () => Promise<WorkflowMeta[]>
+  history: (id: string, options?: { limit?: number, before?: number }) => ReturnType<typeof history.history>
+  stateAt: (id: string, version: number) => ReturnType<typeof history.stateAt>
+  diff: (id: string, from: number, to: number) => ReturnType<typeof history.diff>
+  createSnapshot: (id: string, options: history.CreateSnapshotOptions) => ReturnType<typeof history.createSnapshot>
+  listSnapshots: (id: string) => ReturnType<typeof history.listSnapshots>
+  deleteSnapshot: (id: string, snapshotId: string) => Promise<void>
+  restore: (id: string, options: history.RestoreOptions) => ReturnType<typeof history.restore>
+  fork: (id: string, options?: { version?: number, by?: string }) => ReturnType<typeof history.fork>
+  promote: (forkId: string, options?: { by?: string }) => ReturnType<typeof history.promote>
+  discard: (forkId: string) => Promise<void>
+  conflicts: (id: string) => ReturnType<typeof history.conflicts>
+  deleteWorkflow: (id: string) => Promise<void>
+  /** Change records as they are persisted; `after` replays what was missed first. */
+  subscribe: (id: string, options: SubscribeOptions, listener: RecordListener) => Promise<() => void>
+  /** Runs retention (archive, snapshot pruning, idle deletion) over every workflow now. */
+  sweep: () => Promise<void>
 }
 
 const isLogger = (value: unknown): value is Logger =>
   typeof value === 'object' && value !== null && typeof (value as Logger).info === 'function'
+
+const DAY = 24 * 60 * 60 * 1000
 
 export const createServer = (options: ServerOptions = {}): AccordServer => {
   const host = options.host ?? '127.0.0.1'
@@ -60,18 +106,79 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
   const maxMessageSize = options.maxMessageSize ?? 16 * 1024 * 1024
   const log = isLogger(options.log) ? options.log : createLogger(options.log)
   const ownsStore = options.store === undefined
+  const retention: RetentionPolicy = { maxVersions: 100, archiveAfterDays: 30, ...options.retention }
+  const snapshots: history.SnapshotPolicy = { keepRoutine: 3, recoveryDays: 7, ...options.snapshots }
 
   let store: Store | null = options.store ?? null
   let registry: Registry | null = null
+  let feed: ChangeFeed | null = null
   let httpServer: http.Server | null = null
   let wss: WebSocketServer | null = null
+  let sweepTimer: ReturnType<typeof setInterval> | null = null
   let state: 'new' | 'listening' | 'closing' | 'closed' = 'new'
   const connections = new Set<Connection>()
+  /** Background tasks (retention, resolutions) that close() waits for. */
+  const background = new Set<Promise<unknown>>()
+  const archiving = new Set<string>()
+
+  const track = (task: Promise<unknown>, what: string): void => {
+    const p = task.catch(err => { log.error(`${what} failed`, { error: (err as Error).message }) })
+    background.add(p)
+    void p.finally(() => background.delete(p))
+  }
+
+  const ctx = (): history.HistoryContext & { feed: ChangeFeed } => {
+    if (store === null || registry === null || feed === null) throw new ClosedError('server (call listen() first)')
+    return { store, registry, feed, snapshots }
+  }
+
+  const resolve = async (wf: Workflow, conflict: ConflictRecord): Promise<void> => {
+    const decision = await options.resolveConflict?.(conflict)
+    if (decision === undefined || wf.isFailed) return
+    const by = 'accord:resolver'
+    wf.transact(() => {
+      applyPatchToYjs(stateRoot(wf.doc), [{ op: 'add', path: conflict.path, value: decision.value }])
+    }, { agentId: by, takeDescription: () => ({ description: `resolved conflict ${conflict.id} at ${conflict.path}` }) })
+    await wf.whenFlushed(Number.POSITIVE_INFINITY)
+    await ctx().store.putConflict({ ...conflict, resolution: { value: decision.value, version: wf.head, by } })
+  }
+
+  const onVersion = (wf: Workflow, record: Parameters<ChangeFeed['publish']>[0], conflicts: ConflictRecord[]): void => {
+    feed?.publish(record)
+    for (const conflict of conflicts) {
+      log.info('conflict', { workflowId: wf.id, path: conflict.path, winner: conflict.winner, version: conflict.version })
+      if (options.resolveConflict !== undefined) track(resolve(wf, conflict), 'conflict resolution')
+    }
+  }
+
+  const onKeyframe = (wf: Workflow): void => {
+    if (archiving.has(wf.id) || store === null) return
+    archiving.add(wf.id)
+    track(archiveOldVersions(store, wf.id, retention).finally(() => archiving.delete(wf.id)), 'archiving')
+  }
+
+  const sweep = async (): Promise<void> => {
+    const { store: s, registry: r } = ctx()
+    const now = Date.now()
+    for (const meta of await s.listWorkflows()) {
+      const idle = options.deleteIdleAfterDays !== undefined && meta.updatedAt < now - options.deleteIdleAfterDays * DAY
+      if (idle && r.get(meta.id) === undefined && !r.loaded().includes(meta.id)) {
+        log.info('deleting idle workflow', { workflowId: meta.id, updatedAt: meta.updatedAt })
+        await s.deleteWorkflow(meta.id)
+        continue
+      }
+      await archiveOldVersions(s, meta.id, retention, now)
+      await history.pruneSnapshots(ctx(), meta.id, now)
+    }
+  }
 
   const onConnection = (ws: WebSocket, req: http.IncomingMessage, reg: Registry): void => {
     let id = ''
+    let params = new URLSearchParams()
     try {
-      id = decodeURIComponent(new URL(req.url ?? '/', 'http://accord').pathname.slice(1))
+      const url = new URL(req.url ?? '/', 'http://accord')
+      id = decodeURIComponent(url.pathname.slice(1))
+      params = url.searchParams
     } catch {}
     if (!isValidWorkflowId(id)) {
       log.warn('rejected connection', { reason: 'invalid workflow id', path: req.url?.slice(0, 200) })
@@ -82,10 +189,13 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
       maxMessageSize,
       pingIntervalMs: options.pingIntervalMs ?? 30_000,
       log,
+      agentId: (params.get(AGENT_PARAM) ?? '').slice(0, 200) || 'anonymous',
+      extended: params.get(EXTENSION_PARAM) === '1',
       onClose: c => {
         connections.delete(c)
         if (c.workflow !== null) reg.release(c.workflow)
-      }
+      },
+      onRequest: (c, body) => handleRequest(ctx(), c, body)
     })
     connections.add(conn)
     reg.acquire(id).then(
@@ -101,20 +211,24 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
     if (state !== 'new') throw new ClosedError('server (listen() may be called once)')
     state = 'listening'
     if (store === null) store = await openLevelStore(path.resolve(options.dataDir ?? './data'))
+    feed = createChangeFeed(store)
     const reg = createRegistry({
       store,
       log,
       graceMs: options.evictionGraceMs ?? 5000,
-      compactEvery: options.compactEvery ?? 1000,
-      writeAttempts: options.writeAttempts ?? 4
+      keyframeEvery: options.keyframeEvery ?? 100,
+      writeAttempts: options.writeAttempts ?? 4,
+      quotaBytes: options.quotaBytes ?? Number.POSITIVE_INFINITY,
+      onVersion,
+      onKeyframe
     })
     registry = reg
-    // ws enforces a hard ceiling while reading (1009); our own check gives 4413 below it.
     const server = http.createServer((req, res) => {
       const body = req.url === '/healthz' ? { ok: true } : { error: { code: 'NOT_FOUND', message: 'not found' } }
       res.writeHead(req.url === '/healthz' ? 200 : 404, { 'content-type': 'application/json' })
       res.end(JSON.stringify(body))
     })
+    // ws enforces a hard ceiling while reading (1009); our own check gives 4413 below it.
     const sockets = new WebSocketServer({ noServer: true, maxPayload: maxMessageSize * 2 })
     server.on('upgrade', (req, socket, head) => {
       if (state !== 'listening') {
@@ -132,6 +246,8 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
         resolve()
       })
     })
+    sweepTimer = setInterval(() => { track(sweep(), 'maintenance sweep') }, options.sweepIntervalMs ?? 60 * 60 * 1000)
+    sweepTimer.unref()
     const addr = server.address() as AddressInfo
     const url = `ws://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`
     log.info('accord listening', { url, dataDir: ownsStore ? path.resolve(options.dataDir ?? './data') : undefined })
@@ -141,6 +257,7 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
   const close = async (): Promise<void> => {
     if (state === 'closed' || state === 'closing') return
     state = 'closing'
+    if (sweepTimer !== null) clearInterval(sweepTimer)
     for (const conn of Array.from(connections)) conn.close(CloseCodes.shuttingDown)
     wss?.close()
     if (httpServer !== null) {
@@ -148,7 +265,9 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
       server.closeAllConnections()
       await new Promise<void>(resolve => { server.close(() => { resolve() }) })
     }
+    await Promise.all(Array.from(background))
     await registry?.close()
+    await Promise.all(Array.from(background))
     if (ownsStore) await store?.close()
     state = 'closed'
   }
@@ -161,6 +280,21 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
     get store () {
       if (store === null) throw new ClosedError('server store (call listen() first)')
       return store
-    }
+    },
+    listWorkflows: () => ctx().store.listWorkflows(),
+    history: (id, o) => history.history(ctx(), id, o),
+    stateAt: (id, v) => history.stateAt(ctx(), id, v),
+    diff: (id, a, b) => history.diff(ctx(), id, a, b),
+    createSnapshot: (id, o) => history.createSnapshot(ctx(), id, o),
+    listSnapshots: id => history.listSnapshots(ctx(), id),
+    deleteSnapshot: (id, s) => history.deleteSnapshot(ctx(), id, s),
+    restore: (id, o) => history.restore(ctx(), id, o),
+    fork: (id, o) => history.fork(ctx(), id, o),
+    promote: (id, o) => history.promote(ctx(), id, o),
+    discard: id => history.discard(ctx(), id),
+    conflicts: id => history.conflicts(ctx(), id),
+    deleteWorkflow: id => history.deleteWorkflow(ctx(), id),
+    subscribe: (id, o, l) => ctx().feed.subscribe(id, o, l),
+    sweep
   }
 }

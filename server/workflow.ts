@@ -1,22 +1,40 @@
 /**
  * One loaded workflow: its live Y.Doc (gc on), awareness, connected peers and write queue.
  *
- * Updates are applied to the doc as they arrive, collected per event-loop turn, written to the
- * store as one batch (group commit; each workflow has its own queue) and only then broadcast.
- * If a write keeps failing, the workflow stops: peers are closed with 4500 and it is unloaded,
- * so nothing unstored is ever acknowledged; clients re-sync their local state on reconnect.
+ * Updates are applied to the doc as they arrive and collected per event-loop turn (a flush
+ * window). Each window becomes one version: its updates, a version record (author, description,
+ * RFC 6902 changes from the Yjs events, snapshot, checksum) and every `keyframeEvery` versions a
+ * keyframe are written as one atomic batch (group commit; each workflow has its own queue) and
+ * only then broadcast. If a write keeps failing, the workflow stops: peers are closed with 4500
+ * and it is unloaded, so nothing unstored is ever acknowledged; clients re-sync on reconnect.
  */
+import { createHash } from 'node:crypto'
 import * as Y from 'yjs'
 import * as encoding from 'lib0/encoding'
+import { toBase64 } from 'lib0/buffer'
 import * as syncProtocol from 'y-protocols/sync'
 import * as awarenessProtocol from 'y-protocols/awareness'
+import type { Operation } from 'fast-json-patch'
 import { CloseCodes, type CloseCode } from '../src/close-codes.ts'
+import { AccordError } from '../src/errors.ts'
+import { readState, stateRoot } from '../src/json-yjs.ts'
+import { eventsToOps } from '../src/changes.ts'
 import { MessageType } from '../src/protocol.ts'
+import type { ChangeMeta, ConflictRecord, JsonPatchOp, VersionRecord } from '../src/schema.ts'
+import { AGENTS_ROOT } from '../src/agents.ts'
+import { detectConflicts, type DetectedConflict } from './conflicts.ts'
 import type { Logger } from './log.ts'
-import type { Store, WorkflowMeta } from './store/store.ts'
+import { emptyMeta, type Store, type WorkflowMeta } from './store/store.ts'
+
+/** Who made a change, and why. Connections and server-side writers (restore, ...) both are. */
+export interface ChangeOrigin {
+  readonly agentId: string
+  /** The description (and tracing meta) for the update this origin is applying now. */
+  takeDescription?: () => { description?: string, meta?: ChangeMeta } | undefined
+}
 
 /** What a workflow needs from a connection. */
-export interface Peer {
+export interface Peer extends ChangeOrigin {
   readonly id: number
   send: (message: Uint8Array) => void
   close: (code: CloseCode, detail?: string) => void
@@ -25,17 +43,34 @@ export interface Peer {
 export interface WorkflowOptions {
   store: Store
   log: Logger
-  /** Log entries after which the next write compacts into a keyframe. */
-  compactEvery: number
+  /** A keyframe (full state) is stored every this many versions; bounds cold-load replay. */
+  keyframeEvery: number
   /** Attempts per write before the workflow is failed (transient errors are retried). */
   writeAttempts: number
+  /** Hot bytes per workflow above which writes are refused (Infinity: no quota). */
+  quotaBytes: number
   /** Called once when a write failed for good; the owner unloads the workflow. */
   onFailure: (workflow: Workflow, error: Error) => void
+  /** Called after each version is durable and broadcast. */
+  onVersion: (workflow: Workflow, record: VersionRecord, conflicts: ConflictRecord[]) => void
+  /** Called after a keyframe was written (retention runs then). */
+  onKeyframe: (workflow: Workflow) => void
 }
 
 interface Pending {
   update: Uint8Array
   origin: unknown
+  ops: Operation[]
+  description?: string
+  meta?: ChangeMeta
+  conflicts: DetectedConflict[]
+}
+
+export class QuotaExceededError extends AccordError {
+  constructor (id: string, bytes: number, quota: number) {
+    super('QUOTA_EXCEEDED', `workflow ${id} would hold ${bytes} bytes, over its quota of ${quota}`, { bytes, quota })
+    this.name = 'QuotaExceededError'
+  }
 }
 
 const encodeSyncUpdate = (update: Uint8Array): Uint8Array => {
@@ -52,7 +87,14 @@ export const encodeAwareness = (awareness: awarenessProtocol.Awareness, clients:
   return encoding.toUint8Array(enc)
 }
 
+export const checksumOf = (json: unknown): string => createHash('sha256').update(JSON.stringify(json)).digest('hex')
+
 const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
+
+const originAgent = (origin: unknown): string =>
+  typeof origin === 'object' && origin !== null && typeof (origin as ChangeOrigin).agentId === 'string'
+    ? (origin as ChangeOrigin).agentId
+    : 'accord'
 
 export class Workflow {
   readonly id: string
@@ -61,45 +103,47 @@ export class Workflow {
   /** Peers and the awareness client ids each of them controls. */
   readonly peers = new Map<Peer, Set<number>>()
   private readonly opts: WorkflowOptions
+  /** Meta as of the last cut window (ahead of the store while a write is in flight). */
   private meta: WorkflowMeta
-  private logCount: number
+  private txOps: Operation[] = []
+  private txConflicts: DetectedConflict[] = []
   private pending: Pending[] = []
   private flushTimer: ReturnType<typeof setImmediate> | null = null
   private chain: Promise<void> = Promise.resolve()
   private failed = false
   private destroyed = false
 
-  private constructor (id: string, doc: Y.Doc, meta: WorkflowMeta, logCount: number, opts: WorkflowOptions) {
+  private constructor (id: string, doc: Y.Doc, meta: WorkflowMeta, opts: WorkflowOptions) {
     this.id = id
     this.doc = doc
     this.meta = meta
-    this.logCount = logCount
     this.opts = opts
     this.awareness = new awarenessProtocol.Awareness(doc)
     this.awareness.setLocalState(null)
     this.awareness.on('update', this.onAwarenessUpdate)
+    stateRoot(doc).observeDeep(this.onStateEvents)
     doc.on('update', this.onDocUpdate)
   }
 
   /** Rebuilds the document from the newest keyframe plus the log after it. */
-  static async load (id: string, opts: WorkflowOptions): Promise<Workflow> {
+  static async load (id: string, opts: Omit<WorkflowOptions, never>): Promise<Workflow> {
     const stored = await opts.store.load(id)
     const doc = new Y.Doc({ gc: true })
     try {
       doc.transact(() => {
-        if (stored.keyframe !== null) Y.applyUpdate(doc, stored.keyframe)
-        for (const update of stored.updates) Y.applyUpdate(doc, update)
+        if (stored.keyframe !== null) Y.applyUpdate(doc, stored.keyframe.state)
+        for (const entry of stored.entries) for (const update of entry.updates) Y.applyUpdate(doc, update)
       })
     } catch (err) {
       doc.destroy()
       throw err
     }
-    const now = Date.now()
-    const meta = stored.meta ?? { id, createdAt: now, updatedAt: now, lastSeq: 0 }
-    return new Workflow(id, doc, meta, stored.updates.length, opts)
+    return new Workflow(id, doc, stored.meta ?? emptyMeta(id), opts)
   }
 
-  get connectionCount (): number { return this.peers.size }
+  /** The newest version cut so far (durable once `whenFlushed` resolves). */
+  get head (): number { return this.meta.head }
+  get forkOf (): WorkflowMeta['forkOf'] { return this.meta.forkOf }
 
   addPeer (peer: Peer): void {
     this.peers.set(peer, new Set())
@@ -114,6 +158,12 @@ export class Workflow {
     }
   }
 
+  /** Applies a server-side change (restore, repair, resolution) as `origin`. */
+  transact (fn: () => void, origin: ChangeOrigin): void {
+    if (this.failed || this.destroyed) throw new AccordError('WORKFLOW_UNAVAILABLE', `workflow ${this.id} is not writable`)
+    this.doc.transact(fn, origin)
+  }
+
   /** Resolves once every update applied so far is durable (or the workflow failed). */
   async whenFlushed (maxRounds = 8): Promise<void> {
     // Updates keep arriving while a batch is written; wait a few rounds for a quiet moment so a
@@ -125,48 +175,114 @@ export class Workflow {
     }
   }
 
+  get isFailed (): boolean { return this.failed }
+
+  private readonly onStateEvents = (events: Array<Y.YEvent<any>>, tr: Y.Transaction): void => {
+    this.txOps = this.txOps.concat(eventsToOps(events))
+    this.txConflicts = this.txConflicts.concat(detectConflicts(events, tr))
+  }
+
   private readonly onDocUpdate = (update: Uint8Array, origin: unknown): void => {
+    const ops = this.txOps
+    const conflicts = this.txConflicts
+    this.txOps = []
+    this.txConflicts = []
     if (this.failed) return
-    this.pending.push({ update, origin })
+    const described = (origin as ChangeOrigin | null)?.takeDescription?.()
+    this.pending.push({ update, origin, ops, conflicts, description: described?.description, meta: described?.meta })
     if (this.flushTimer === null) this.flushTimer = setImmediate(() => { this.flushNow() })
   }
 
+  /** Cuts the current window into a version and queues its write. */
   private flushNow (): void {
     if (this.flushTimer !== null) {
       clearImmediate(this.flushTimer)
       this.flushTimer = null
     }
-    if (this.pending.length === 0) return
+    if (this.pending.length === 0 || this.failed) return
     const batch = this.pending
     this.pending = []
-    this.chain = this.chain.then(() => this.persist(batch))
+    let commit: ReturnType<Workflow['cut']>
+    try {
+      commit = this.cut(batch)
+    } catch (err) {
+      this.fail(err as Error)
+      return
+    }
+    this.chain = this.chain.then(() => this.persist(batch, commit))
   }
 
-  private async persist (batch: Pending[]): Promise<void> {
+  /** Builds the version record of a window from the doc as it is now (synchronously). */
+  private cut (batch: Pending[]): { record: VersionRecord, meta: WorkflowMeta, keyframe?: Uint8Array, conflicts: ConflictRecord[] } {
+    const now = Date.now()
+    const version = this.meta.head + 1
+    const state = readState(this.doc)
+    const authors = Array.from(new Set(batch.map(p => originAgent(p.origin))))
+    const descriptions = Array.from(new Set(batch.flatMap(p => p.description === undefined ? [] : [p.description])))
+    const meta = Object.assign({}, ...batch.map(p => p.meta ?? {})) as ChangeMeta
+    const record: VersionRecord = {
+      workflowId: this.id,
+      version,
+      parentVersion: this.meta.head,
+      snapshot: toBase64(Y.encodeSnapshot(Y.snapshot(this.doc))),
+      author: authors.join(','),
+      timestamp: now,
+      description: descriptions.length > 0 ? descriptions.join('; ') : `update by ${authors.join(', ')}`,
+      meta,
+      checksum: checksumOf(state),
+      changes: batch.flatMap(p => p.ops) as JsonPatchOp[]
+    }
+    const keyframe = version % this.opts.keyframeEvery === 0 ? Y.encodeStateAsUpdate(this.doc) : undefined
+    const bytes = this.meta.bytes + batch.reduce((n, p) => n + p.update.length, 0) + (keyframe?.length ?? 0)
+    if (bytes > this.opts.quotaBytes) throw new QuotaExceededError(this.id, bytes, this.opts.quotaBytes)
+    const agents = this.doc.getMap<string>(AGENTS_ROOT)
+    const agentOf = (client: number): string => agents.get(String(client)) ?? `client:${client}`
+    let conflictId = this.meta.conflicts
+    const conflicts: ConflictRecord[] = batch.flatMap(p => p.conflicts).map(c => ({
+      id: ++conflictId,
+      workflowId: this.id,
+      path: c.path,
+      writes: c.writes.map(w => ({ agent: agentOf(w.clientId), clientId: w.clientId, value: w.value })),
+      winner: agentOf(c.winnerClientId),
+      version,
+      detectedAt: now
+    }))
+    this.meta = {
+      ...this.meta,
+      updatedAt: now,
+      head: version,
+      conflicts: conflictId,
+      bytes
+    }
+    return { record, meta: this.meta, keyframe, conflicts }
+  }
+
+  private async persist (batch: Pending[], commit: ReturnType<Workflow['cut']>): Promise<void> {
     if (this.failed) return
-    const { store, compactEvery } = this.opts
-    const updates = batch.map(p => p.update)
+    const { store } = this.opts
     try {
-      if (this.logCount + updates.length > compactEvery) {
-        // The live doc already is "all updates applied": its encoding is the keyframe.
-        const seq = this.meta.lastSeq + 1
-        const meta = { ...this.meta, updatedAt: Date.now(), lastSeq: seq }
-        const state = Y.encodeStateAsUpdate(this.doc)
-        await this.withRetry(() => store.compact(this.id, seq, state, meta))
-        this.meta = meta
-        this.logCount = 0
-      } else {
-        const first = this.meta.lastSeq + 1
-        const meta = { ...this.meta, updatedAt: Date.now(), lastSeq: this.meta.lastSeq + updates.length }
-        await this.withRetry(() => store.append(this.id, first, updates, meta))
-        this.meta = meta
-        this.logCount += updates.length
-      }
+      await this.withRetry(() => store.commit(this.id, {
+        meta: commit.meta,
+        record: commit.record,
+        updates: batch.map(p => p.update),
+        keyframe: commit.keyframe,
+        conflicts: commit.conflicts
+      }))
     } catch (err) {
       this.fail(err as Error)
       return
     }
     for (const { update, origin } of batch) this.broadcast(encodeSyncUpdate(update), origin)
+    this.opts.onVersion(this, commit.record, commit.conflicts)
+    if (commit.keyframe !== undefined) this.opts.onKeyframe(this)
+  }
+
+  /** Runs `task` in this workflow's write queue (after every write queued so far). */
+  enqueue<T> (task: (meta: WorkflowMeta) => Promise<T>): Promise<T> {
+    this.flushNow()
+    const run = this.chain.then(() => task(this.meta))
+    this.chain = run.then(() => {}, () => {})
+    return run
   }
 
   private async withRetry (write: () => Promise<void>): Promise<void> {
@@ -185,8 +301,9 @@ export class Workflow {
     if (this.failed) return
     this.failed = true
     this.pending = []
-    this.opts.log.error('workflow stopped: storage write failed', { workflowId: this.id, error: error.message })
-    for (const peer of Array.from(this.peers.keys())) peer.close(CloseCodes.storageFailure, error.message)
+    this.opts.log.error('workflow stopped: storage write failed', { workflowId: this.id, error: error.message, code: (error as AccordError).code })
+    const code = error instanceof QuotaExceededError ? CloseCodes.quotaExceeded : CloseCodes.storageFailure
+    for (const peer of Array.from(this.peers.keys())) peer.close(code, error.message)
     this.opts.onFailure(this, error)
   }
 

@@ -7,6 +7,8 @@ export const CloseCodes = {
   badMessage: { code: 4400, reason: 'malformed message' },
   invalidWorkflowId: { code: 4400, reason: 'invalid workflow id' },
   tooLarge: { code: 4413, reason: 'message too large' },
+  quotaExceeded: { code: 4413, reason: 'storage quota exceeded' },
+  deleted: { code: 4404, reason: 'workflow deleted' },
   storageFailure: { code: 4500, reason: 'storage failure' },
   loadFailure: { code: 4500, reason: 'workflow could not be loaded' },
   shuttingDown: { code: 1001, reason: 'server shutting down' }

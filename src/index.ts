@@ -1,4 +1,5 @@
-export { openWorkflow, AGENTS_ROOT } from './workflow.ts'
+export { openWorkflow } from './workflow.ts'
+export { AGENTS_ROOT } from './agents.ts'
 export type { WorkflowHandle, OpenWorkflowOptions, ChangeEvent, ChangeListener, UpdateOptions, StateOf } from './workflow.ts'
 export * from './errors.ts'
 export { CloseCodes } from './close-codes.ts'

@@ -13,9 +13,8 @@ import { readState, setMapContents, stateRoot } from './json-yjs.ts'
 import { applyPatchToJson, applyPatchToYjs } from './patch.ts'
 import { eventsToOps } from './changes.ts'
 import { assertWorkflowId } from './workflow-id.ts'
+import { AGENTS_ROOT } from './agents.ts'
 
-/** Root map recording which agent owns which Yjs client id, so remote changes have an author. */
-export const AGENTS_ROOT = 'accord:agents'
 
 export interface ChangeEvent {
   /** RFC 6902 ops that turn the previous state into the new one. */

@@ -3,7 +3,7 @@ import { startServer, removeTempDirs, type TestServer } from './helpers/server.t
 import { closeClients, sdkAgent, stockClient } from './helpers/clients.ts'
 import { waitFor } from './helpers/wait.ts'
 import { openLevelStore } from '../server/store/level.ts'
-import { logKey } from '../server/store/keys.ts'
+import { key } from '../server/store/keys.ts'
 import { Level } from 'level'
 
 let srv: TestServer | null = null
@@ -61,10 +61,10 @@ describe('loading and eviction', () => {
 
     // Flip one byte of the stored update, behind the store's back.
     const db = new Level<string, Uint8Array>(first.dataDir, { keyEncoding: 'utf8', valueEncoding: 'view' })
-    const key = logKey('wf-corrupt', 1)
-    const value = Uint8Array.from(await db.get(key) as Uint8Array)
+    const logKey = key('wf-corrupt', 'log', 1)
+    const value = Uint8Array.from(await db.get(logKey) as Uint8Array)
     value[value.length - 1] ^= 0xff
-    await db.put(key, value)
+    await db.put(logKey, value)
     await db.close()
     const store = await openLevelStore(first.dataDir)
     await expect(store.load('wf-corrupt')).rejects.toMatchObject({ code: 'CORRUPT_DATA' })

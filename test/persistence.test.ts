@@ -51,23 +51,23 @@ describe('persistence', () => {
     expect(reader.json()).toEqual({ seen: 'yes' })
   })
 
-  it('compacts the update log into a keyframe and the state is unchanged, also after a restart', async () => {
-    const first = await start({ compactEvery: 20 })
+  it('compacts: keyframes bound the replay, old versions move to the archive, the state is unchanged after a restart', async () => {
+    const opts = { keyframeEvery: 20, retention: { maxVersions: 20 } }
+    const first = await start(opts)
     const a = sdkAgent(first.url, 'wf-compact', 'agent-a')
     await a.whenSynced()
-    const lastSeq = async (): Promise<number> => (await first.server.store.load('wf-compact')).meta?.lastSeq ?? 0
+    const head = async (): Promise<number> => (await first.server.store.getMeta('wf-compact'))?.head ?? 0
     for (let i = 0; i < 95; i++) {
-      // Wait for each write, so each update is its own log entry.
-      const before = await lastSeq()
+      // Wait for each write, so each update is its own version.
       a.update(d => { d.counter = i; d[`k${i % 7}`] = i })
-      await waitFor(async () => (await lastSeq()) > before, { what: `update ${i} persisted` })
+      await waitFor(async () => (await head()) === i + 1, { what: `update ${i} persisted` })
     }
-    const expected = await waitFor(async () => {
-      const stored = await first.server.store.load('wf-compact')
-      return stored.keyframe !== null && stored.meta !== null && a.synced ? stored : null
-    }, { what: 'a keyframe' })
-    expect(expected.keyframe).not.toBeNull()
-    expect(await first.server.store.countLog('wf-compact')).toBeLessThanOrEqual(20)
+    await waitFor(async () => (await first.server.store.archivedThrough('wf-compact')) === 60, { what: 'old versions archived' })
+    const stored = await first.server.store.load('wf-compact')
+    expect(stored.keyframe?.version).toBe(80)
+    expect(stored.entries.map(e => e.version)).toEqual([81, 82, 83, 84, 85, 86, 87, 88, 89, 90, 91, 92, 93, 94, 95])
+    // Hot log: versions 61..95; everything older lives in compressed archive chunks.
+    expect(await first.server.store.countLog('wf-compact')).toBe(35)
 
     const observer = stockClient(first.url, 'wf-compact')
     await waitForConvergence([() => a.state, observer.json])
@@ -76,7 +76,7 @@ describe('persistence', () => {
     await closeClients()
     await first.stop()
 
-    const second = await start({ dataDir: first.dataDir, compactEvery: 20 })
+    const second = await start({ dataDir: first.dataDir, ...opts })
     const reader = stockClient(second.url, 'wf-compact')
     await reader.synced()
     expect(JSON.stringify(reader.json())).toBe(before)

@@ -26,8 +26,7 @@ describe('storage faults', () => {
     // A fault at the storage boundary: the real LevelDB store, with writes failing on demand.
     const store: Store = {
       ...base,
-      append: (...args) => failing ? injected() : base.append(...args),
-      compact: (...args) => failing ? injected() : base.compact(...args)
+      commit: (...args) => failing ? injected() : base.commit(...args)
     }
     srv = await startServer({ store, writeAttempts: 2 })
     const a = sdkAgent(srv.url, 'wf-fault', 'agent-a', { maxBackoffTime: 100 })
@@ -43,12 +42,12 @@ describe('storage faults', () => {
     await waitFor(() => closes.includes(4500), { what: 'b disconnected with 4500' })
     await waitFor(() => srv!.logs.some(l => l.msg === 'workflow stopped: storage write failed'))
     expect(b.state.lost).toBeUndefined()
-    expect((await base.load('wf-fault')).updates.length).toBe(1)
+    expect((await base.load('wf-fault')).entries.length).toBe(1)
 
     failing = false
     await waitFor(() => b.state.lost === 'never', { what: 'the edit arrives once storage works again' })
     const stored = await base.load('wf-fault')
-    expect(stored.updates.length).toBeGreaterThan(1)
+    expect(stored.entries.length).toBeGreaterThan(1)
     expect(a.state).toEqual({ ok: 1, lost: 'never' })
   })
 })

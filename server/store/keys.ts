@@ -1,37 +1,46 @@
 /**
- * The storage key layout, in one place. Keys are UTF-8 strings ordered bytewise; sequence numbers
- * are 16 lowercase hex digits so that lexicographic order is numeric order. Workflow ids never
+ * The storage key layout, in one place. Keys are UTF-8 strings ordered bytewise; numbers are
+ * 16 lowercase hex digits so that lexicographic order is numeric order. Workflow ids never
  * contain '!' (see src/workflow-id.ts), so every prefix below is unambiguous.
  *
- *   m!<workflowId>                    -> WorkflowMeta (JSON): one per workflow, for listing
- *   w!<workflowId>!kf!<seq>           -> full document state (Y.encodeStateAsUpdate) that covers
- *                                        every log entry with a sequence number <= seq
- *   w!<workflowId>!log!<seq>          -> one Yjs update (v1 encoding), persisted before broadcast
+ *   m!<workflowId>                 -> WorkflowMeta (JSON): head version, newest keyframe, ...
+ *   w!<workflowId>!kf!<v>          -> full document state after version v (compressed)
+ *   w!<workflowId>!log!<v>         -> the Yjs updates of version v (a list), stored before broadcast
+ *   w!<workflowId>!ver!<v>         -> VersionRecord (JSON)
+ *   w!<workflowId>!arch!<v>        -> archive chunk ending at version v: the keyframe its range
+ *                                     starts from plus the records and updates of the range (compressed)
+ *   w!<workflowId>!snap!<id>       -> SnapshotRecord (JSON)
+ *   w!<workflowId>!conf!<n>        -> ConflictRecord (JSON)
  *
- * Loading a workflow = the newest keyframe + the log entries after it. Compaction writes a new
- * keyframe and deletes the log entries and keyframes it covers, in one atomic batch.
- * Every value is framed with a format byte and a CRC-32 (see frame.ts).
+ * Loading a workflow = the newest keyframe + the log entries after it. A keyframe is written every
+ * `keyframeEvery` versions in the same atomic batch as that version. Versions beyond the hot
+ * window move, one keyframe interval at a time, into archive chunks. Every value is framed with a
+ * format byte and a CRC-32 (see frame.ts).
  */
 
-const SEQ_WIDTH = 16
+const NUM_WIDTH = 16
 /** Sorts after every kind name and hex digit used below: the end of a range. */
 const HIGH = '~'
 
-export const seqToKey = (seq: number): string => seq.toString(16).padStart(SEQ_WIDTH, '0')
-export const keyToSeq = (key: string): number => Number.parseInt(key.slice(-SEQ_WIDTH), 16)
+export type Kind = 'kf' | 'log' | 'ver' | 'arch' | 'snap' | 'conf'
+
+export const num = (n: number): string => n.toString(16).padStart(NUM_WIDTH, '0')
+export const keyToNum = (key: string): number => Number.parseInt(key.slice(-NUM_WIDTH), 16)
 
 export const metaKey = (id: string): string => `m!${id}`
-export const metaRange = { gte: 'm!', lt: `m!${HIGH}` }
-export const idFromMetaKey = (key: string): string => key.slice(2)
+export const metaRange = { gt: 'm!', lt: `m!${HIGH}` }
 
-export const workflowPrefix = (id: string): string => `w!${id}!`
-export const workflowRange = (id: string): { gte: string, lt: string } =>
-  ({ gte: workflowPrefix(id), lt: workflowPrefix(id) + HIGH })
+export const workflowRange = (id: string): { gt: string, lt: string } => ({ gt: `w!${id}!`, lt: `w!${id}!${HIGH}` })
 
-export const logKey = (id: string, seq: number): string => `w!${id}!log!${seqToKey(seq)}`
-export const logRange = (id: string, afterSeq = -1): { gt: string, lt: string } =>
-  ({ gt: afterSeq < 0 ? `w!${id}!log!` : logKey(id, afterSeq), lt: `w!${id}!log!${HIGH}` })
+export const key = (id: string, kind: Kind, n: number | string): string =>
+  `w!${id}!${kind}!${typeof n === 'number' ? num(n) : n}`
 
-export const keyframeKey = (id: string, seq: number): string => `w!${id}!kf!${seqToKey(seq)}`
-export const keyframeRange = (id: string): { gt: string, lt: string } =>
-  ({ gt: `w!${id}!kf!`, lt: `w!${id}!kf!${HIGH}` })
+/** All keys of one kind, optionally bounded: gt `after`, lte `through` (numbers). */
+export const kindRange = (id: string, kind: Kind, bounds: { after?: number, through?: number, before?: number } = {}): Record<string, string> => {
+  const range: Record<string, string> = {}
+  range.gt = bounds.after === undefined ? `w!${id}!${kind}!` : key(id, kind, bounds.after)
+  if (bounds.through !== undefined) range.lte = key(id, kind, bounds.through)
+  else if (bounds.before !== undefined) range.lt = key(id, kind, bounds.before)
+  else range.lt = `w!${id}!${kind}!${HIGH}`
+  return range
+}

@@ -1,13 +1,15 @@
 /**
  * The embedded default backend: LevelDB via `level`. Only this file touches the database.
- * Key layout: keys.ts. Values: framed with checksums (frame.ts).
+ * Key layout: keys.ts. Values: framed with checksums (frame.ts), encoded by codec.ts.
  */
 import { Level } from 'level'
-import { StorageError } from '../../src/errors.ts'
+import type { ZodType } from 'zod'
+import { CorruptDataError, StorageError } from '../../src/errors.ts'
+import { ConflictRecordSchema, SnapshotRecordSchema, VersionRecordSchema, type VersionRecord } from '../../src/schema.ts'
+import { compress, decodeChunk, decodeUpdates, decompress, encodeChunk, encodeUpdates, type Chunk } from './codec.ts'
 import { frame, frameJson, unframe, unframeJson } from './frame.ts'
 import * as keys from './keys.ts'
-import { WorkflowMetaSchema, type Store, type StoredWorkflow, type WorkflowMeta } from './store.ts'
-import { CorruptDataError } from '../../src/errors.ts'
+import { WorkflowMetaSchema, type Keyframe, type Replay, type Store, type VersionEntry, type WorkflowMeta } from './store.ts'
 
 type Db = Level<string, Uint8Array>
 type BatchOp = { type: 'put', key: string, value: Uint8Array } | { type: 'del', key: string }
@@ -21,69 +23,239 @@ const wrap = async <T>(what: string, fn: () => Promise<T>): Promise<T> => {
   }
 }
 
-const parseMeta = (key: string, value: Uint8Array): WorkflowMeta => {
-  const parsed = WorkflowMetaSchema.safeParse(unframeJson(key, value))
-  if (!parsed.success) throw new CorruptDataError(key, 'meta record does not match its schema')
+const parse = <T>(schema: ZodType<T>, key: string, value: Uint8Array): T => {
+  const parsed = schema.safeParse(unframeJson(key, value))
+  if (!parsed.success) throw new CorruptDataError(key, 'record does not match its schema')
   return parsed.data
 }
+
+const parseRecordJson = (key: string, json: string): VersionRecord => {
+  let value: unknown
+  try {
+    value = JSON.parse(json)
+  } catch {
+    throw new CorruptDataError(key, 'invalid JSON in archive')
+  }
+  const parsed = VersionRecordSchema.safeParse(value)
+  if (!parsed.success) throw new CorruptDataError(key, 'archived record does not match its schema')
+  return parsed.data
+}
+
+const putOp = (key: string, value: Uint8Array): BatchOp => ({ type: 'put', key, value })
 
 export const openLevelStore = async (location: string): Promise<Store> => {
   const db: Db = new Level<string, Uint8Array>(location, { keyEncoding: 'utf8', valueEncoding: 'view' })
   await wrap(`opening LevelDB at ${location}`, () => db.open())
 
-  const load = (id: string): Promise<StoredWorkflow> => wrap(`loading ${id}`, async () => {
-    const mk = keys.metaKey(id)
-    const metaValue = await db.get(mk)
-    const meta = metaValue === undefined ? null : parseMeta(mk, metaValue)
-    let keyframe: Uint8Array | null = null
-    let afterSeq = -1
-    for await (const [key, value] of db.iterator({ ...keys.keyframeRange(id), reverse: true, limit: 1 })) {
-      keyframe = unframe(key, value)
-      afterSeq = keys.keyToSeq(key)
-    }
-    const updates: Uint8Array[] = []
-    for await (const [key, value] of db.iterator(keys.logRange(id, afterSeq))) {
-      updates.push(unframe(key, value))
-    }
-    return { meta, keyframe, updates }
+  const getMeta = (id: string): Promise<WorkflowMeta | null> => wrap(`reading meta of ${id}`, async () => {
+    const k = keys.metaKey(id)
+    const value = await db.get(k)
+    return value === undefined ? null : parse(WorkflowMetaSchema, k, value)
   })
 
-  const append = (id: string, firstSeq: number, updates: Uint8Array[], meta: WorkflowMeta): Promise<void> =>
-    wrap(`appending to ${id}`, async () => {
-      const ops: BatchOp[] = updates.map((u, i) => ({ type: 'put', key: keys.logKey(id, firstSeq + i), value: frame(u) }))
-      ops.push({ type: 'put', key: keys.metaKey(id), value: frameJson(meta) })
-      await db.batch(ops)
-    })
+  const readKeyframe = async (id: string, atOrBefore?: number): Promise<Keyframe | null> => {
+    for await (const [k, v] of db.iterator({ ...keys.kindRange(id, 'kf', { through: atOrBefore }), reverse: true, limit: 1 })) {
+      return { version: keys.keyToNum(k), state: decompressOrCorrupt(k, unframe(k, v)) }
+    }
+    return null
+  }
 
-  const compact = (id: string, seq: number, state: Uint8Array, meta: WorkflowMeta): Promise<void> =>
-    wrap(`compacting ${id}`, async () => {
-      const ops: BatchOp[] = []
-      for await (const key of db.keys({ gt: keys.logRange(id).gt, lte: keys.logKey(id, seq) })) {
-        ops.push({ type: 'del', key })
-      }
-      for await (const key of db.keys(keys.keyframeRange(id))) {
-        if (keys.keyToSeq(key) < seq) ops.push({ type: 'del', key })
-      }
-      ops.push({ type: 'put', key: keys.keyframeKey(id, seq), value: frame(state) })
-      ops.push({ type: 'put', key: keys.metaKey(id), value: frameJson(meta) })
-      await db.batch(ops)
-    })
+  const decompressOrCorrupt = (k: string, data: Uint8Array): Uint8Array => {
+    try {
+      return decompress(data)
+    } catch {
+      throw new CorruptDataError(k, 'cannot decompress')
+    }
+  }
 
-  const countLog = (id: string): Promise<number> => wrap(`counting ${id}`, async () => {
-    let n = 0
-    for await (const _ of db.keys(keys.logRange(id))) n++
-    return n
+  const readEntries = async (id: string, after: number, through?: number): Promise<VersionEntry[]> => {
+    const out: VersionEntry[] = []
+    for await (const [k, v] of db.iterator(keys.kindRange(id, 'log', { after, through }))) {
+      out.push({ version: keys.keyToNum(k), updates: decodeUpdates(unframe(k, v)) })
+    }
+    return out
+  }
+
+  /** The archive chunk holding `version`, or null. */
+  const readChunk = async (id: string, version: number): Promise<Chunk | null> => {
+    for await (const [k, v] of db.iterator({ ...keys.kindRange(id, 'arch', { after: version - 1 }), limit: 1 })) {
+      try {
+        return decodeChunk(unframe(k, v))
+      } catch (err) {
+        if (err instanceof CorruptDataError) throw err
+        throw new CorruptDataError(k, 'cannot decode archive chunk')
+      }
+    }
+    return null
+  }
+
+  const load = (id: string): Promise<{ meta: WorkflowMeta | null } & Replay> => wrap(`loading ${id}`, async () => {
+    const meta = await getMeta(id)
+    const keyframe = await readKeyframe(id)
+    const entries = await readEntries(id, keyframe?.version ?? 0)
+    return { meta, keyframe, entries }
   })
 
-  const listWorkflows = (): Promise<WorkflowMeta[]> => wrap('listing workflows', async () => {
-    const out: WorkflowMeta[] = []
-    for await (const [key, value] of db.iterator(keys.metaRange)) out.push(parseMeta(key, value))
+  const putMeta = (meta: WorkflowMeta): Promise<void> =>
+    wrap(`writing meta of ${meta.id}`, () => db.put(keys.metaKey(meta.id), frameJson(meta)))
+
+  const commit: Store['commit'] = (id, c) => wrap(`committing version ${c.record.version} of ${id}`, async () => {
+    const v = c.record.version
+    const ops: BatchOp[] = [
+      putOp(keys.key(id, 'log', v), frame(encodeUpdates(c.updates))),
+      putOp(keys.key(id, 'ver', v), frameJson(c.record))
+    ]
+    if (c.keyframe !== undefined) ops.push(putOp(keys.key(id, 'kf', v), frame(compress(c.keyframe))))
+    for (const conflict of c.conflicts ?? []) ops.push(putOp(keys.key(id, 'conf', conflict.id), frameJson(conflict)))
+    ops.push(putOp(keys.metaKey(id), frameJson(c.meta)))
+    await db.batch(ops)
+  })
+
+  const replay: Store['replay'] = (id, version) => wrap(`reading version ${version} of ${id}`, async () => {
+    if (version === 0) return { keyframe: null, entries: [] }
+    if (version <= await archivedThrough(id)) {
+      const chunk = await readChunk(id, version)
+      if (chunk === null) throw new CorruptDataError(keys.key(id, 'arch', version), 'archive chunk missing')
+      return {
+        keyframe: chunk.keyframe === null ? null : { version: chunk.from, state: chunk.keyframe },
+        entries: chunk.entries.filter(e => e.version <= version)
+      }
+    }
+    const keyframe = await readKeyframe(id, version)
+    const entries = await readEntries(id, keyframe?.version ?? 0, version)
+    const contiguous = entries.length === version - (keyframe?.version ?? 0) &&
+      entries.every((e, i) => e.version === (keyframe?.version ?? 0) + i + 1)
+    if (contiguous) return { keyframe, entries }
+    // Archived while we read: the archive now holds it.
+    if (version <= await archivedThrough(id)) return replay(id, version)
+    throw new CorruptDataError(keys.key(id, 'log', version), 'log entries missing')
+  })
+
+  const version: Store['version'] = (id, v) => wrap(`reading record ${v} of ${id}`, async () => {
+    const k = keys.key(id, 'ver', v)
+    const value = await db.get(k)
+    if (value !== undefined) return parse(VersionRecordSchema, k, value)
+    const chunk = await readChunk(id, v)
+    const i = chunk?.entries.findIndex(e => e.version === v) ?? -1
+    return i < 0 ? null : parseRecordJson(k, (chunk as Chunk).records[i] as string)
+  })
+
+  const versions: Store['versions'] = (id, { before, limit }) => wrap(`listing versions of ${id}`, async () => {
+    const out: VersionRecord[] = []
+    for await (const [k, v] of db.iterator({ ...keys.kindRange(id, 'ver', { before }), reverse: true, limit })) {
+      out.push(parse(VersionRecordSchema, k, v))
+    }
+    if (out.length >= limit) return out
+    // Hot versions are all newer than the archive: continue there, newest chunk first.
+    let next = Math.min((before ?? Number.MAX_SAFE_INTEGER) - 1, await archivedThrough(id))
+    while (out.length < limit && next > 0) {
+      const chunk = await readChunk(id, next)
+      if (chunk === null) break
+      for (let i = chunk.entries.length - 1; i >= 0 && out.length < limit; i--) {
+        const entry = chunk.entries[i] as VersionEntry
+        if (entry.version <= next) out.push(parseRecordJson(keys.key(id, 'arch', entry.version), chunk.records[i] as string))
+      }
+      next = chunk.from
+    }
     return out
   })
 
-  const deleteWorkflow = (id: string): Promise<void> => wrap(`deleting ${id}`, async () => {
+  const versionsAfter: Store['versionsAfter'] = (id, after, limit) => wrap(`reading versions of ${id}`, async () => {
+    const out: VersionRecord[] = []
+    const archived = await archivedThrough(id)
+    let next = after + 1
+    while (next <= archived && out.length < limit) {
+      const chunk = await readChunk(id, next)
+      if (chunk === null) break
+      chunk.entries.forEach((entry, i) => {
+        if (entry.version >= next && out.length < limit) {
+          out.push(parseRecordJson(keys.key(id, 'arch', entry.version), chunk.records[i] as string))
+        }
+      })
+      next = (chunk.entries[chunk.entries.length - 1]?.version ?? next) + 1
+    }
+    if (out.length < limit) {
+      for await (const [k, v] of db.iterator({ ...keys.kindRange(id, 'ver', { after: next - 1 }), limit: limit - out.length })) {
+        out.push(parse(VersionRecordSchema, k, v))
+      }
+    }
+    return out
+  })
+
+  const archivedThrough: Store['archivedThrough'] = async id => {
+    for await (const k of db.keys({ ...keys.kindRange(id, 'arch'), reverse: true, limit: 1 })) return keys.keyToNum(k)
+    return 0
+  }
+
+  const keyframes: Store['keyframes'] = id => wrap(`listing keyframes of ${id}`, async () => {
+    const out: number[] = []
+    for await (const k of db.keys(keys.kindRange(id, 'kf'))) out.push(keys.keyToNum(k))
+    return out
+  })
+
+  const archive: Store['archive'] = (id, from, to) => wrap(`archiving ${id} (${from}, ${to}]`, async () => {
+    const keyframe = from === 0 ? null : await readKeyframe(id, from)
+    if (from !== 0 && keyframe?.version !== from) throw new StorageError(`no keyframe at version ${from} of ${id}`)
+    const entries = await readEntries(id, from, to)
+    const records: string[] = []
+    const ops: BatchOp[] = []
+    for (const entry of entries) {
+      const k = keys.key(id, 'ver', entry.version)
+      const value = await db.get(k)
+      if (value === undefined) throw new CorruptDataError(k, 'version record missing')
+      records.push(JSON.stringify(parse(VersionRecordSchema, k, value)))
+      ops.push({ type: 'del', key: k }, { type: 'del', key: keys.key(id, 'log', entry.version) })
+    }
+    if (from !== 0) ops.push({ type: 'del', key: keys.key(id, 'kf', from) })
+    ops.push(putOp(keys.key(id, 'arch', to), frame(encodeChunk({ from, keyframe: keyframe?.state ?? null, records, entries }))))
+    await db.batch(ops)
+  })
+
+  const putSnapshot: Store['putSnapshot'] = record => wrap(`writing snapshot ${record.id}`, () =>
+    db.put(keys.key(record.workflowId, 'snap', record.id), frameJson(record)))
+
+  const getSnapshot: Store['getSnapshot'] = (id, snapshotId) => wrap(`reading snapshot ${snapshotId}`, async () => {
+    const k = keys.key(id, 'snap', snapshotId)
+    const value = await db.get(k)
+    return value === undefined ? null : parse(SnapshotRecordSchema, k, value)
+  })
+
+  const listSnapshots: Store['listSnapshots'] = id => wrap(`listing snapshots of ${id}`, async () => {
+    const out = []
+    for await (const [k, v] of db.iterator(keys.kindRange(id, 'snap'))) out.push(parse(SnapshotRecordSchema, k, v))
+    return out.sort((a, b) => a.createdAt - b.createdAt || a.version - b.version)
+  })
+
+  const deleteSnapshots: Store['deleteSnapshots'] = (id, ids) => wrap(`deleting snapshots of ${id}`, () =>
+    db.batch(ids.map(s => ({ type: 'del' as const, key: keys.key(id, 'snap', s) }))))
+
+  const putConflict: Store['putConflict'] = (record, meta) => wrap(`writing conflict ${record.id}`, () => {
+    const ops: BatchOp[] = [putOp(keys.key(record.workflowId, 'conf', record.id), frameJson(record))]
+    if (meta !== undefined) ops.push(putOp(keys.metaKey(meta.id), frameJson(meta)))
+    return db.batch(ops)
+  })
+
+  const listConflicts: Store['listConflicts'] = id => wrap(`listing conflicts of ${id}`, async () => {
+    const out = []
+    for await (const [k, v] of db.iterator(keys.kindRange(id, 'conf'))) out.push(parse(ConflictRecordSchema, k, v))
+    return out
+  })
+
+  const countLog: Store['countLog'] = id => wrap(`counting ${id}`, async () => {
+    let n = 0
+    for await (const _ of db.keys(keys.kindRange(id, 'log'))) n++
+    return n
+  })
+
+  const listWorkflows: Store['listWorkflows'] = () => wrap('listing workflows', async () => {
+    const out: WorkflowMeta[] = []
+    for await (const [k, v] of db.iterator(keys.metaRange)) out.push(parse(WorkflowMetaSchema, k, v))
+    return out
+  })
+
+  const deleteWorkflow: Store['deleteWorkflow'] = id => wrap(`deleting ${id}`, async () => {
     const ops: BatchOp[] = [{ type: 'del', key: keys.metaKey(id) }]
-    for await (const key of db.keys(keys.workflowRange(id))) ops.push({ type: 'del', key })
+    for await (const k of db.keys(keys.workflowRange(id))) ops.push({ type: 'del', key: k })
     await db.batch(ops)
   })
 
@@ -91,5 +263,9 @@ export const openLevelStore = async (location: string): Promise<Store> => {
     if (db.status === 'open' || db.status === 'opening') await db.close()
   }
 
-  return { load, append, compact, countLog, listWorkflows, deleteWorkflow, close }
+  return {
+    load, getMeta, putMeta, commit, replay, version, versions, versionsAfter, archive, archivedThrough, keyframes,
+    putSnapshot, getSnapshot, listSnapshots, deleteSnapshots, putConflict, listConflicts,
+    countLog, listWorkflows, deleteWorkflow, close
+  }
 }

@@ -1,40 +1,93 @@
 /**
  * The storage interface every backend implements (LevelDB now). It speaks in workflow terms
- * (log entries, keyframes) so the server never sees keys; one writer per workflow is assumed
- * (the loaded workflow's own queue), different workflows write independently.
+ * (versions, keyframes, archive chunks) so the server never sees keys. One writer per workflow is
+ * assumed (the loaded workflow's own queue); different workflows write independently.
  */
 import { z } from 'zod'
+import type { ConflictRecord, SnapshotRecord, VersionRecord } from '../../src/schema.ts'
 
 export const WorkflowMetaSchema = z.object({
   id: z.string(),
   createdAt: z.number().int(),
   updatedAt: z.number().int(),
-  /** Highest sequence number used by the log or a keyframe. */
-  lastSeq: z.number().int().nonnegative()
+  /** Newest version (0: no change stored yet). */
+  head: z.number().int().nonnegative(),
+  /** Last conflict number used. */
+  conflicts: z.number().int().nonnegative(),
+  /** Approximate bytes of hot data written (quota accounting). */
+  bytes: z.number().nonnegative(),
+  /** Set for forks: where the fork started. */
+  forkOf: z.object({ workflowId: z.string(), version: z.number().int().nonnegative() }).optional()
 })
 export type WorkflowMeta = z.infer<typeof WorkflowMetaSchema>
 
-export interface StoredWorkflow {
-  meta: WorkflowMeta | null
-  /** Newest keyframe (full state) or null. */
-  keyframe: Uint8Array | null
-  /** Updates logged after the keyframe, oldest first. */
+export const emptyMeta = (id: string, now = Date.now()): WorkflowMeta =>
+  ({ id, createdAt: now, updatedAt: now, head: 0, conflicts: 0, bytes: 0 })
+
+/** The updates that make up one version. */
+export interface VersionEntry {
+  version: number
   updates: Uint8Array[]
 }
 
+export interface Keyframe {
+  version: number
+  state: Uint8Array
+}
+
+/** What is needed to rebuild the document at some version: a keyframe and the entries after it. */
+export interface Replay {
+  keyframe: Keyframe | null
+  entries: VersionEntry[]
+}
+
+export interface StoredWorkflow extends Replay {
+  meta: WorkflowMeta | null
+}
+
+/** Everything one flush window persists, written as one atomic batch. */
+export interface Commit {
+  meta: WorkflowMeta
+  record: VersionRecord
+  updates: Uint8Array[]
+  /** Full state after this version, when this version gets a keyframe. */
+  keyframe?: Uint8Array
+  conflicts?: ConflictRecord[]
+}
+
 export interface Store {
-  /** Reads what is needed to rebuild a workflow's document. Throws CorruptDataError on damage. */
+  /** The newest keyframe plus every log entry after it. Throws CorruptDataError on damage. */
   load: (id: string) => Promise<StoredWorkflow>
-  /** Appends updates with sequence numbers firstSeq, firstSeq+1, ... in one atomic write. */
-  append: (id: string, firstSeq: number, updates: Uint8Array[], meta: WorkflowMeta) => Promise<void>
+  getMeta: (id: string) => Promise<WorkflowMeta | null>
+  putMeta: (meta: WorkflowMeta) => Promise<void>
+  commit: (id: string, commit: Commit) => Promise<void>
+  /** Keyframe at or before `version` and the entries up to `version` (hot or archived). */
+  replay: (id: string, version: number) => Promise<Replay>
+  /** One version record (hot or archived), or null. */
+  version: (id: string, version: number) => Promise<VersionRecord | null>
+  /** Version records newest first, strictly before `before` when given. */
+  versions: (id: string, options: { before?: number, limit: number }) => Promise<VersionRecord[]>
+  /** Version records with version > after, oldest first (gap recovery for subscribers). */
+  versionsAfter: (id: string, after: number, limit: number) => Promise<VersionRecord[]>
   /**
-   * Atomically writes `state` as the keyframe at `seq` and deletes every log entry and older
-   * keyframe it covers (sequence numbers <= seq).
+   * Moves versions (from, to] into one compressed archive chunk, where `from` is 0 or a keyframe
+   * version and `to` is a keyframe version, in one atomic batch.
    */
-  compact: (id: string, seq: number, state: Uint8Array, meta: WorkflowMeta) => Promise<void>
-  /** Number of log entries currently stored for a workflow (for tests and tools). */
+  archive: (id: string, from: number, to: number) => Promise<void>
+  /** Versions <= this live in archive chunks (0: none). */
+  archivedThrough: (id: string) => Promise<number>
+  /** Versions of the hot keyframes, ascending. */
+  keyframes: (id: string) => Promise<number[]>
+  putSnapshot: (record: SnapshotRecord) => Promise<void>
+  getSnapshot: (id: string, snapshotId: string) => Promise<SnapshotRecord | null>
+  listSnapshots: (id: string) => Promise<SnapshotRecord[]>
+  deleteSnapshots: (id: string, snapshotIds: string[]) => Promise<void>
+  putConflict: (record: ConflictRecord, meta?: WorkflowMeta) => Promise<void>
+  listConflicts: (id: string) => Promise<ConflictRecord[]>
+  /** Number of hot log entries stored for a workflow (tests and tools). */
   countLog: (id: string) => Promise<number>
   listWorkflows: () => Promise<WorkflowMeta[]>
+  /** Removes every key of the workflow in one atomic batch. */
   deleteWorkflow: (id: string) => Promise<void>
   close: () => Promise<void>
 }

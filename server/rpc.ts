@@ -1,0 +1,71 @@
+/**
+ * Requests of the Accord protocol extension (message 100), dispatched to the history API.
+ * `workflowId` defaults to the workflow of the connection.
+ */
+import { z } from 'zod'
+import { SnapshotKindSchema } from '../src/schema.ts'
+import { WorkflowIdSchema } from '../src/workflow-id.ts'
+import type { Connection } from './connection.ts'
+import type { ChangeFeed } from './feed.ts'
+import * as history from './history.ts'
+
+const Version = z.number().int().nonnegative()
+const Target = { workflowId: WorkflowIdSchema.optional() }
+
+const methods = {
+  history: z.object({ ...Target, limit: z.number().int().positive().optional(), before: Version.optional() }),
+  stateAt: z.object({ ...Target, version: Version }),
+  diff: z.object({ ...Target, from: Version, to: Version }),
+  createSnapshot: z.object({ ...Target, name: z.string().min(1).max(200), kind: SnapshotKindSchema.optional(), description: z.string().max(2000).optional(), version: Version.optional() }),
+  listSnapshots: z.object(Target),
+  deleteSnapshot: z.object({ ...Target, snapshotId: z.string() }),
+  restore: z.object({ ...Target, version: Version.optional(), snapshotId: z.string().optional() }),
+  fork: z.object({ ...Target, version: Version.optional() }),
+  promote: z.object({ forkId: WorkflowIdSchema }),
+  discard: z.object({ forkId: WorkflowIdSchema }),
+  conflicts: z.object(Target),
+  subscribe: z.object({ ...Target, path: z.string().optional(), after: Version.optional() }),
+  unsubscribe: z.object({ subscription: z.number().int() })
+} as const
+
+export type Method = keyof typeof methods
+
+const RequestSchema = z.object({ method: z.string(), params: z.unknown().optional() })
+
+export const handleRequest = async (ctx: history.HistoryContext & { feed: ChangeFeed }, conn: Connection, body: unknown): Promise<unknown> => {
+  const request = RequestSchema.safeParse(body)
+  if (!request.success) throw new history.InvalidRequestError('a request needs { method, params }')
+  const method = request.data.method as Method
+  const schema = methods[method]
+  if (schema === undefined) throw new history.InvalidRequestError(`unknown method ${request.data.method}`)
+  const parsed = schema.safeParse(request.data.params ?? {})
+  if (!parsed.success) throw new history.InvalidRequestError(`invalid params for ${method}`, { issues: parsed.error.issues })
+  const p = parsed.data as Record<string, any>
+  const id: string = p.workflowId ?? conn.workflowId
+  const by = conn.agentId
+  switch (method) {
+    case 'history': return history.history(ctx, id, { limit: p.limit, before: p.before })
+    case 'stateAt': return history.stateAt(ctx, id, p.version)
+    case 'diff': return history.diff(ctx, id, p.from, p.to)
+    case 'createSnapshot': return history.createSnapshot(ctx, id, { ...p as history.CreateSnapshotOptions, by })
+    case 'listSnapshots': return history.listSnapshots(ctx, id)
+    case 'deleteSnapshot': return history.deleteSnapshot(ctx, id, p.snapshotId)
+    case 'restore': return history.restore(ctx, id, { version: p.version, snapshotId: p.snapshotId, by })
+    case 'fork': return history.fork(ctx, id, { version: p.version, by })
+    case 'promote': return history.promote(ctx, p.forkId, { by })
+    case 'discard': return history.discard(ctx, p.forkId)
+    case 'conflicts': return history.conflicts(ctx, id)
+    case 'subscribe': {
+      const subscription = conn.nextSubscription++
+      const unsubscribe = await ctx.feed.subscribe(id, { path: p.path, after: p.after }, record => { conn.sendEvent(subscription, record) })
+      if (conn.isClosed) unsubscribe()
+      else conn.subscriptions.set(subscription, unsubscribe)
+      return { subscription }
+    }
+    case 'unsubscribe': {
+      conn.subscriptions.get(p.subscription)?.()
+      conn.subscriptions.delete(p.subscription)
+      return null
+    }
+  }
+}

@@ -1,0 +1,72 @@
+/**
+ * zod schemas (and their types) of every record that crosses a boundary: disk, wire, HTTP.
+ */
+import { z } from 'zod'
+
+export const JsonPatchOpSchema = z.object({
+  op: z.enum(['add', 'remove', 'replace', 'move', 'copy', 'test']),
+  path: z.string(),
+  from: z.string().optional(),
+  value: z.unknown().optional()
+})
+export type JsonPatchOp = z.infer<typeof JsonPatchOpSchema>
+
+/** Optional tracing context attached to a change. */
+export const ChangeMetaSchema = z.object({
+  runId: z.string().max(200).optional(),
+  traceId: z.string().max(200).optional(),
+  toolCallId: z.string().max(200).optional()
+})
+export type ChangeMeta = z.infer<typeof ChangeMetaSchema>
+
+/** One persisted change: the updates of one flush window. */
+export const VersionRecordSchema = z.object({
+  workflowId: z.string(),
+  version: z.number().int().positive(),
+  parentVersion: z.number().int().nonnegative(),
+  /** base64 of Y.encodeSnapshot: state vector plus delete set after this version. */
+  snapshot: z.string(),
+  /** Agent id(s) of the connection(s) whose updates this version holds, comma separated. */
+  author: z.string(),
+  timestamp: z.number().int(),
+  description: z.string(),
+  meta: ChangeMetaSchema,
+  /** SHA-256 (hex) of the canonical JSON (sorted keys) of the state after this version. */
+  checksum: z.string().regex(/^[0-9a-f]{64}$/),
+  /** RFC 6902 ops from the previous version's JSON to this one's. */
+  changes: z.array(JsonPatchOpSchema)
+})
+export type VersionRecord = z.infer<typeof VersionRecordSchema>
+
+export const SNAPSHOT_KINDS = ['routine', 'pre_operation', 'recovery', 'manual'] as const
+export const SnapshotKindSchema = z.enum(SNAPSHOT_KINDS)
+export type SnapshotKind = z.infer<typeof SnapshotKindSchema>
+
+export const SnapshotRecordSchema = z.object({
+  id: z.string(),
+  workflowId: z.string(),
+  name: z.string(),
+  kind: SnapshotKindSchema,
+  description: z.string(),
+  version: z.number().int().nonnegative(),
+  createdAt: z.number().int(),
+  createdBy: z.string()
+})
+export type SnapshotRecord = z.infer<typeof SnapshotRecordSchema>
+
+export const ConflictRecordSchema = z.object({
+  id: z.number().int().positive(),
+  workflowId: z.string(),
+  /** JSON pointer of the map key written concurrently. */
+  path: z.string(),
+  /** Every concurrent write: who wrote what. */
+  writes: z.array(z.object({ agent: z.string(), clientId: z.number().int(), value: z.unknown() })),
+  /** Agent whose value the CRDT kept. */
+  winner: z.string(),
+  /** Version that persisted the later of the writes. */
+  version: z.number().int().nonnegative(),
+  detectedAt: z.number().int(),
+  /** Set when a resolver overrode the winner with a new change. */
+  resolution: z.object({ value: z.unknown(), version: z.number().int().nonnegative(), by: z.string() }).optional()
+})
+export type ConflictRecord = z.infer<typeof ConflictRecordSchema>
