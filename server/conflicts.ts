@@ -1,9 +1,12 @@
 /**
  * Detects concurrent writes of the same map key. In Yjs every write of a key is an Item whose
  * `origin` is the item the writer saw as the current value; the items of one key form a list
- * (oldest left). A new item conflicts with every pre-existing item right of its origin: the
- * writer never saw those values. Yjs keeps the rightmost item: that is the winner.
- * Runs in the observer, before Yjs garbage-collects the overwritten content.
+ * (oldest left) and the rightmost one is the value. A new item conflicts with every pre-existing
+ * item right of its origin: its writer never saw those values.
+ *
+ * This scans the structs a transaction inserted (not the map events: a write that loses on
+ * arrival changes no value and fires no event) and runs on 'beforeObserverCalls', before Yjs
+ * garbage-collects the overwritten content.
  */
 import * as Y from 'yjs'
 import { toPointer } from '../src/json.ts'
@@ -16,8 +19,9 @@ export interface DetectedConflict {
 }
 
 type Item = Y.Item
+type Type = Y.AbstractType<any>
 
-/** Item chains longer than this are not scanned (keeps a pathological key cheap). */
+/** Bound on the items walked per write (keeps a pathological key cheap). */
 const MAX_CHAIN = 1000
 
 const contains = (item: Item, id: Y.ID): boolean =>
@@ -29,30 +33,60 @@ const valueOf = (item: Item): unknown => {
   return yToJson(content[content.length - 1])
 }
 
-export const detectConflicts = (events: Array<Y.YEvent<any>>, tr: Y.Transaction): DetectedConflict[] => {
+/** JSON path of a map item below `root`, or null when it is not inside `root` (or inside a deleted container). */
+const pathOf = (item: Item, root: Type): Array<string | number> | null => {
+  const path: Array<string | number> = [item.parentSub as string]
+  let type = item.parent as Type
+  while (type._item !== null) {
+    const holder = type._item
+    if (holder.deleted) return null
+    if (holder.parentSub !== null) path.unshift(holder.parentSub)
+    else {
+      let index = 0
+      for (let it = (holder.parent as Type)._start; it !== null && it !== holder; it = it.right) {
+        if (!it.deleted && it.countable) index += it.length
+      }
+      path.unshift(index)
+    }
+    type = holder.parent as Type
+  }
+  return type === root ? path : null
+}
+
+export const detectConflicts = (doc: Y.Doc, root: Type, tr: Y.Transaction): DetectedConflict[] => {
   const out: DetectedConflict[] = []
   const isNew = (item: Item): boolean => item.id.clock >= (tr.beforeState.get(item.id.client) ?? 0)
-  for (const event of events) {
-    const map = event.target
-    if (!(map instanceof Y.Map)) continue
-    for (const [key, change] of event.changes.keys) {
-      if (change.action === 'delete') continue
-      const current = (map as unknown as { _map: Map<string, Item> })._map.get(key)
-      if (current === undefined) continue
-      const chain: Item[] = []
-      for (let it: Item | null = current; it !== null && chain.length < MAX_CHAIN; it = it.left as Item | null) chain.push(it)
-      chain.reverse()
-      for (const fresh of chain.filter(isNew)) {
-        const origin = fresh.origin
-        const seenUpTo = origin === null ? -1 : chain.findIndex(i => contains(i, origin))
-        const unseen = chain.slice(seenUpTo + 1).filter(i => i !== fresh && !isNew(i))
-        if (unseen.length === 0) continue
-        out.push({
-          path: toPointer([...event.path, key]),
-          writes: [...unseen, fresh].map(i => ({ clientId: i.id.client, value: valueOf(i) })),
-          winnerClientId: current.id.client
-        })
+  for (const [client, after] of tr.afterState) {
+    const before = tr.beforeState.get(client) ?? 0
+    if (after <= before) continue
+    const structs = doc.store.clients.get(client) ?? []
+    for (let i = Y.findIndexSS(structs, before); i < structs.length; i++) {
+      const fresh = structs[i] as Item
+      if (fresh.id.clock >= after) break
+      if (!(fresh instanceof Y.Item) || fresh.parentSub === null || !(fresh.parent instanceof Y.AbstractType)) continue
+      // Items of this key the writer did not see: between its origin and itself (walking left,
+      // usually zero steps) and right of it. Walks stop at the origin, so cost is O(concurrency).
+      const origin = fresh.origin
+      const unseen: Item[] = []
+      let steps = 0
+      for (let it = fresh.left; it !== null && steps < MAX_CHAIN; it = it.left, steps++) {
+        if (origin !== null && contains(it, origin)) break
+        unseen.unshift(it)
       }
+      let winner: Item = fresh
+      for (let it = fresh.right; it !== null && steps < MAX_CHAIN; it = it.right, steps++) {
+        unseen.push(it)
+        winner = it
+      }
+      const concurrent = unseen.filter(it => !isNew(it))
+      if (concurrent.length === 0) continue
+      const path = pathOf(fresh, root)
+      if (path === null) continue
+      out.push({
+        path: toPointer(path),
+        writes: [...concurrent, fresh].map(it => ({ clientId: it.id.client, value: valueOf(it) })),
+        winnerClientId: winner.id.client
+      })
     }
   }
   return out

@@ -55,8 +55,10 @@ const origin = (agentId: string, description: string): ChangeOrigin => ({
 const requireMeta = async (ctx: HistoryContext, id: string): Promise<WorkflowMeta> => {
   assertWorkflowId(id)
   const meta = await ctx.store.getMeta(id)
-  if (meta === null) throw new NotFoundError(`unknown workflow ${id}`, { workflowId: id })
-  return meta
+  if (meta !== null) return meta
+  // Open but never written: it exists, with an empty history.
+  if (ctx.registry.get(id) !== undefined) return emptyMeta(id)
+  throw new NotFoundError(`unknown workflow ${id}`, { workflowId: id })
 }
 
 /** Runs `fn` with the workflow loaded (and held) in memory. */
@@ -139,7 +141,8 @@ export const createSnapshot = async (ctx: HistoryContext, id: string, options: C
   const version = options.version ?? head
   if (!Number.isInteger(version) || version < 0 || version > head) throw new NotFoundError(`workflow ${id} has no version ${version}`)
   const record: SnapshotRecord = {
-    id: `snap-${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`,
+    // Time-ordered ids: listing sorts by creation time, then id (hrtime breaks same-ms ties).
+    id: `snap-${Date.now().toString(36)}-${process.hrtime.bigint().toString(36).slice(-8)}-${randomBytes(3).toString('hex')}`,
     workflowId: id,
     name: options.name,
     kind: options.kind ?? 'manual',

@@ -57,10 +57,12 @@ export const handleRequest = async (ctx: history.HistoryContext & { feed: Change
     case 'conflicts': return history.conflicts(ctx, id)
     case 'subscribe': {
       const subscription = conn.nextSubscription++
-      const unsubscribe = await ctx.feed.subscribe(id, { path: p.path, after: p.after }, record => { conn.sendEvent(subscription, record) })
+      // "From now on" means after the newest durable version, so a reconnect can resume from it.
+      const after: number = p.after ?? (await ctx.store.getMeta(id))?.head ?? 0
+      const unsubscribe = await ctx.feed.subscribe(id, { path: p.path, after }, record => { conn.sendEvent(subscription, record) })
       if (conn.isClosed) unsubscribe()
       else conn.subscriptions.set(subscription, unsubscribe)
-      return { subscription }
+      return { subscription, after }
     }
     case 'unsubscribe': {
       conn.subscriptions.get(p.subscription)?.()

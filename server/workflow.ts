@@ -122,6 +122,7 @@ export class Workflow {
     this.awareness.setLocalState(null)
     this.awareness.on('update', this.onAwarenessUpdate)
     stateRoot(doc).observeDeep(this.onStateEvents)
+    doc.on('beforeObserverCalls', this.onBeforeObservers)
     doc.on('update', this.onDocUpdate)
   }
 
@@ -177,9 +178,13 @@ export class Workflow {
 
   get isFailed (): boolean { return this.failed }
 
-  private readonly onStateEvents = (events: Array<Y.YEvent<any>>, tr: Y.Transaction): void => {
+  private readonly onStateEvents = (events: Array<Y.YEvent<any>>): void => {
     this.txOps = this.txOps.concat(eventsToOps(events))
-    this.txConflicts = this.txConflicts.concat(detectConflicts(events, tr))
+  }
+
+  private readonly onBeforeObservers = (tr: Y.Transaction): void => {
+    const found = detectConflicts(this.doc, stateRoot(this.doc), tr)
+    if (found.length > 0) this.txConflicts = this.txConflicts.concat(found)
   }
 
   private readonly onDocUpdate = (update: Uint8Array, origin: unknown): void => {
@@ -339,6 +344,7 @@ export class Workflow {
     this.flushTimer = null
     this.pending = []
     this.doc.off('update', this.onDocUpdate)
+    this.doc.off('beforeObserverCalls', this.onBeforeObservers)
     this.awareness.off('update', this.onAwarenessUpdate)
     this.awareness.destroy()
     this.doc.destroy()

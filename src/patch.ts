@@ -18,7 +18,9 @@ export const applyPatchToJson = (current: JsonObject, ops: unknown): JsonObject 
   if (!Array.isArray(ops)) throw new InvalidPatchError('a JSON patch must be an array of operations')
   let result: unknown
   try {
-    result = jsonpatch.applyPatch(jsonpatch.deepClone(current), ops as Operation[], true, true).newDocument
+    // The ops are copied too: fast-json-patch inserts op values by reference, so a later op
+    // editing inside an earlier op's value would otherwise rewrite the caller's ops.
+    result = jsonpatch.applyPatch(jsonpatch.deepClone(current), structuredClone(ops) as Operation[], true, true).newDocument
   } catch (err) {
     const e = err as { name?: string, message?: string, index?: number, operation?: unknown }
     throw new InvalidPatchError(`invalid patch: ${(e.message ?? String(err)).split('\n')[0]}`,

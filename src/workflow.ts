@@ -1,6 +1,6 @@
 /**
  * The SDK handle: a workflow's state as plain JSON over a Yjs document synced with the server by
- * a stock y-websocket provider.
+ * a stock y-websocket provider, plus the history API over Accord's protocol extension.
  */
 import * as Y from 'yjs'
 import { WebsocketProvider } from 'y-websocket'
@@ -8,13 +8,16 @@ import type { z } from 'zod'
 import type { Operation } from 'fast-json-patch'
 import DefaultWebSocket from '#websocket'
 import { AccordError, ClosedError, SchemaViolationError, TimeoutError, type SchemaIssue } from './errors.ts'
-import { assertJson, deepFreeze, isPlainObject, type JsonObject } from './json.ts'
+import { assertJson, deepEqual, deepFreeze, isPlainObject, type JsonObject } from './json.ts'
 import { readState, setMapContents, stateRoot } from './json-yjs.ts'
 import { applyPatchToJson, applyPatchToYjs } from './patch.ts'
 import { eventsToOps } from './changes.ts'
 import { assertWorkflowId } from './workflow-id.ts'
 import { AGENTS_ROOT } from './agents.ts'
-
+import { AGENT_PARAM, EXTENSION_PARAM } from './protocol.ts'
+import { attachExtension } from './extension.ts'
+import { createHistoryApi, type HistoryApi } from './history-api.ts'
+import type { ChangeMeta, VersionRecord } from './schema.ts'
 
 export interface ChangeEvent {
   /** RFC 6902 ops that turn the previous state into the new one. */
@@ -27,9 +30,26 @@ export interface ChangeEvent {
 }
 
 export type ChangeListener = (change: ChangeEvent) => void
+export type RecordListener = (record: VersionRecord) => void
 
 export interface UpdateOptions {
+  /** Why: recorded in the version this change becomes. */
   description?: string
+  /** Tracing context recorded with the version. */
+  meta?: ChangeMeta
+}
+
+/** Stops a subscription; `ready` resolves once the server has registered it. */
+export interface Subscription {
+  (): void
+  ready: Promise<void>
+}
+
+export interface RecordSubscription {
+  /** Only changes at, above or below this JSON pointer. */
+  path?: string
+  /** Replay every record after this version first (e.g. the last one you saw). */
+  after?: number
 }
 
 export interface OpenWorkflowOptions<S extends z.ZodType | undefined = undefined> {
@@ -49,14 +69,12 @@ export interface OpenWorkflowOptions<S extends z.ZodType | undefined = undefined
 
 export type StateOf<S> = S extends z.ZodType ? z.output<S> : JsonObject
 
-export type Draft<T> = T
-
 interface LocalOrigin {
   agentId: string
   description?: string
 }
 
-export interface WorkflowHandle<T = JsonObject> {
+export interface WorkflowHandle<T = JsonObject> extends HistoryApi {
   readonly id: string
   readonly agentId: string
   /** The underlying Yjs document, for experts. Edits made on it directly bypass the schema. */
@@ -66,11 +84,15 @@ export interface WorkflowHandle<T = JsonObject> {
   readonly state: T
   readonly synced: boolean
   /** Mutate a draft (or return a new value); applied as the minimal Yjs change. */
-  update: (fn: (draft: Draft<T>) => T | void, options?: UpdateOptions) => T
+  update: (fn: (draft: T) => T | void, options?: UpdateOptions) => T
   /** Apply RFC 6902 ops. */
   patch: (ops: Operation[], options?: UpdateOptions) => T
   /** Called once per transaction (local or remote) that changed the state. */
-  subscribe: (listener: ChangeListener) => () => void
+  subscribe: {
+    (listener: ChangeListener): () => void
+    /** Persisted change records (versions) from the server, in order, exactly once, across reconnects. */
+    (options: RecordSubscription, listener: RecordListener): Subscription
+  }
   /** Resolves once the first sync with the server completed. */
   whenSynced: (options?: { timeoutMs?: number }) => Promise<void>
   close: () => Promise<void>
@@ -91,7 +113,7 @@ export const openWorkflow = <S extends z.ZodType | undefined = undefined>(
   const agents = doc.getMap<string>(AGENTS_ROOT)
   const provider = new WebsocketProvider(options.url.replace(/\/+$/, ''), id, doc, {
     WebSocketPolyfill: options.WebSocket ?? DefaultWebSocket,
-    params: options.params,
+    params: { ...options.params, [EXTENSION_PARAM]: '1', [AGENT_PARAM]: agentId },
     maxBackoffTime: options.maxBackoffTime,
     // Same-origin BroadcastChannel sync would let agents see edits the server has not stored.
     disableBc: true
@@ -102,6 +124,49 @@ export const openWorkflow = <S extends z.ZodType | undefined = undefined>(
   let closed = false
   let terminal: AccordError | null = null
   const listeners = new Set<ChangeListener>()
+
+  // Record subscriptions survive reconnects: each (re)connect subscribes again after the last
+  // version seen, and the server replays what was missed; duplicates are dropped by version.
+  interface RecordSub { options: RecordSubscription, listener: RecordListener, last: number | undefined, serverId: number | null, registered: () => void }
+  const recordSubs = new Set<RecordSub>()
+  const byServerId = new Map<number, RecordSub>()
+  const startSub = (sub: RecordSub): void => {
+    ext.request<{ subscription: number, after: number }>('subscribe', { path: sub.options.path, after: sub.last })
+      .then(({ subscription, after }) => {
+        if (!recordSubs.has(sub)) {
+          void ext.request('unsubscribe', { subscription }).catch(() => {})
+          return
+        }
+        sub.serverId = subscription
+        byServerId.set(subscription, sub)
+        if (sub.last === undefined) sub.last = after
+        const early = unclaimed.get(subscription) ?? []
+        unclaimed.delete(subscription)
+        for (const record of early) deliver(sub, record)
+        sub.registered()
+      }, () => { /* retried on the next connect */ })
+  }
+  // Replayed records can arrive before the reply that names their subscription: hold them.
+  const unclaimed = new Map<number, VersionRecord[]>()
+  const deliver = (sub: RecordSub, record: VersionRecord): void => {
+    if (sub.last !== undefined && record.version <= sub.last) return
+    sub.last = record.version
+    sub.listener(record)
+  }
+  const ext = attachExtension(provider, (subscription, body) => {
+    const sub = byServerId.get(subscription)
+    if (sub !== undefined) {
+      deliver(sub, body as VersionRecord)
+      return
+    }
+    const held = unclaimed.get(subscription) ?? []
+    if (held.length < 100_000) held.push(body as VersionRecord)
+    unclaimed.set(subscription, held)
+  }, () => {
+    byServerId.clear()
+    unclaimed.clear()
+    for (const sub of recordSubs) startSub(sub)
+  })
 
   const current = (): T => {
     if (cached === null) cached = deepFreeze(readState(doc)) as T
@@ -135,7 +200,7 @@ export const openWorkflow = <S extends z.ZodType | undefined = undefined>(
       `server closed workflow ${id}: ${event.code} ${event.reason}`, { code: event.code, reason: event.reason })
   })
 
-  const commit = (next: unknown, description: string | undefined, write: () => void): T => {
+  const commit = (next: unknown, opts: UpdateOptions | undefined, write: () => void): T => {
     if (closed) throw new ClosedError(`workflow ${id}`)
     assertJson(next)
     if (!isPlainObject(next)) throw new AccordError('INVALID_JSON', 'a workflow state must be a JSON object')
@@ -143,13 +208,37 @@ export const openWorkflow = <S extends z.ZodType | undefined = undefined>(
       const result = schema.safeParse(next)
       if (!result.success) throw new SchemaViolationError(toIssues(result.error))
     }
-    const origin: LocalOrigin = { agentId, description }
+    if (deepEqual(next, current())) return current()
+    // Travels just ahead of the update on the same socket; the server attaches it to the update.
+    ext.describe(opts?.description, opts?.meta)
     doc.transact(() => {
       write()
       // Written on every local transaction so even delete-only changes carry their author.
       agents.set(String(doc.clientID), agentId)
-    }, origin)
+    }, { agentId, description: opts?.description } satisfies LocalOrigin)
     return current()
+  }
+
+  function subscribe (listener: ChangeListener): () => void
+  function subscribe (options: RecordSubscription, listener: RecordListener): Subscription
+  function subscribe (a: ChangeListener | RecordSubscription, b?: RecordListener): (() => void) | Subscription {
+    if (typeof a === 'function') {
+      listeners.add(a)
+      return () => { listeners.delete(a) }
+    }
+    let registered = (): void => {}
+    const ready = new Promise<void>(resolve => { registered = resolve })
+    const sub: RecordSub = { options: a, listener: b as RecordListener, last: a.after, serverId: null, registered }
+    recordSubs.add(sub)
+    startSub(sub)
+    const stop = (): void => {
+      recordSubs.delete(sub)
+      if (sub.serverId !== null) {
+        byServerId.delete(sub.serverId)
+        void ext.request('unsubscribe', { subscription: sub.serverId }).catch(() => {})
+      }
+    }
+    return Object.assign(stop, { ready })
   }
 
   const handle: WorkflowHandle<T> = {
@@ -163,16 +252,14 @@ export const openWorkflow = <S extends z.ZodType | undefined = undefined>(
       const draft = structuredClone(current()) as T
       const returned = fn(draft)
       const next = (returned === undefined ? draft : returned) as JsonObject
-      return commit(next, opts?.description, () => setMapContents(root, next))
+      return commit(next, opts, () => { setMapContents(root, next) })
     },
     patch (ops, opts) {
       const next = applyPatchToJson(current() as JsonObject, ops)
-      return commit(next, opts?.description, () => applyPatchToYjs(root, ops))
+      return commit(next, opts, () => { applyPatchToYjs(root, ops) })
     },
-    subscribe (listener) {
-      listeners.add(listener)
-      return () => { listeners.delete(listener) }
-    },
+    subscribe,
+    ...createHistoryApi(ext.request),
     whenSynced (opts) {
       if (provider.synced) return Promise.resolve()
       if (terminal !== null) return Promise.reject(terminal)
@@ -188,7 +275,7 @@ export const openWorkflow = <S extends z.ZodType | undefined = undefined>(
         }
         const onSync = (synced: boolean): void => { if (synced) done() }
         const onClosed = (): void => { done(terminal ?? new ClosedError(`workflow ${id}`)) }
-        const timer = setTimeout(() => done(new TimeoutError(`sync of workflow ${id}`, timeoutMs)), timeoutMs)
+        const timer = setTimeout(() => { done(new TimeoutError(`sync of workflow ${id}`, timeoutMs)) }, timeoutMs)
         provider.on('sync', onSync)
         provider.on('closed', onClosed)
       })
@@ -197,6 +284,8 @@ export const openWorkflow = <S extends z.ZodType | undefined = undefined>(
       if (closed) return
       closed = true
       listeners.clear()
+      recordSubs.clear()
+      ext.destroy()
       provider.destroy()
       doc.destroy()
     }

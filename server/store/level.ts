@@ -223,7 +223,7 @@ export const openLevelStore = async (location: string): Promise<Store> => {
   const listSnapshots: Store['listSnapshots'] = id => wrap(`listing snapshots of ${id}`, async () => {
     const out = []
     for await (const [k, v] of db.iterator(keys.kindRange(id, 'snap'))) out.push(parse(SnapshotRecordSchema, k, v))
-    return out.sort((a, b) => a.createdAt - b.createdAt || a.version - b.version)
+    return out.sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
   })
 
   const deleteSnapshots: Store['deleteSnapshots'] = (id, ids) => wrap(`deleting snapshots of ${id}`, () =>
