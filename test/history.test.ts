@@ -187,6 +187,28 @@ describe('conflicts', () => {
     expect(conflict?.version).toBeGreaterThan(1)
   })
 
+  it('the same array element replaced concurrently yields one conflict; Yjs keeps both values', async () => {
+    const srv = await start()
+    const a = sdkAgent(srv.url, 'wf-arr', 'agent-a')
+    const b = sdkAgent(srv.url, 'wf-arr', 'agent-b')
+    await Promise.all([a.whenSynced(), b.whenSynced()])
+    a.update(d => { d.steps = ['one', 'two', 'three'] })
+    await waitFor(() => (b.state.steps as string[] | undefined)?.length === 3)
+    a.provider.disconnect()
+    b.provider.disconnect()
+    a.patch([{ op: 'replace', path: '/steps/1', value: 'two-by-a' }])
+    b.patch([{ op: 'replace', path: '/steps/1', value: 'two-by-b' }])
+    a.provider.connect()
+    b.provider.connect()
+    const final = await waitForConvergence([() => a.state, () => b.state]) as { steps: string[] }
+    expect(final.steps).toHaveLength(4)
+    expect(final.steps.slice(1, 3).sort()).toEqual(['two-by-a', 'two-by-b'])
+    const records = await waitFor(async () => { const c = await srv.server.conflicts('wf-arr'); return c.length > 0 ? c : null })
+    expect(records).toHaveLength(1)
+    expect(records[0]).toMatchObject({ path: '/steps/1', winner: final.steps[1] === 'two-by-a' ? 'agent-a' : 'agent-b' })
+    expect(records[0]?.writes.map(w => [w.agent, w.value]).sort()).toEqual([['agent-a', 'two-by-a'], ['agent-b', 'two-by-b']])
+  })
+
   it('a resolver registered on the server overrides the winner with a recorded resolution', async () => {
     const srv = await start({ resolveConflict: c => c.path === '/owner' ? { value: 'arbiter' } : undefined })
     const a = sdkAgent(srv.url, 'wf-resolve', 'agent-a')
