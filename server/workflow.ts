@@ -19,7 +19,7 @@ import { CloseCodes, type CloseCode } from '../src/close-codes.ts'
 import { AccordError } from '../src/errors.ts'
 import { readState, stateRoot } from '../src/json-yjs.ts'
 import { eventsToOps } from '../src/changes.ts'
-import { MessageType } from '../src/protocol.ts'
+import { MessageType, encodeFramed } from '../src/protocol.ts'
 import type { ChangeMeta, ConflictRecord, JsonPatchOp, VersionRecord } from '../src/schema.ts'
 import { AGENTS_ROOT } from '../src/agents.ts'
 import { detectConflicts, type DetectedConflict } from './conflicts.ts'
@@ -36,6 +36,8 @@ export interface ChangeOrigin {
 /** What a workflow needs from a connection. */
 export interface Peer extends ChangeOrigin {
   readonly id: number
+  /** Speaks Accord's extension (gets author annotations). */
+  readonly extended: boolean
   send: (message: Uint8Array) => void
   close: (code: CloseCode, detail?: string) => void
 }
@@ -277,7 +279,15 @@ export class Workflow {
       this.fail(err as Error)
       return
     }
-    for (const { update, origin } of batch) this.broadcast(encodeSyncUpdate(update), origin)
+    for (const { update, origin, description } of batch) {
+      const message = encodeSyncUpdate(update)
+      const annotation = encodeFramed(MessageType.origin, null, { author: originAgent(origin), description })
+      for (const peer of this.peers.keys()) {
+        if (peer === origin) continue
+        if (peer.extended) peer.send(annotation)
+        peer.send(message)
+      }
+    }
     this.opts.onVersion(this, commit.record, commit.conflicts)
     if (commit.keyframe !== undefined) this.opts.onKeyframe(this)
   }

@@ -26,10 +26,16 @@ export interface Extension {
 
 type Handler = (encoder: unknown, decoder: decoding.Decoder) => void
 
+export interface RemoteOrigin {
+  author: string
+  description?: string
+}
+
 export const attachExtension = (
   provider: WebsocketProvider,
   onEvent: (subscription: number, body: unknown) => void,
-  onConnected: () => void
+  onConnected: () => void,
+  onOrigin: (origin: RemoteOrigin) => void
 ): Extension => {
   let nextId = 1
   const pending = new Map<number, Pending>()
@@ -46,6 +52,9 @@ export const attachExtension = (
     const reply = body as { result?: unknown, error?: { code: string, message: string, details?: unknown } }
     if (reply.error !== undefined) p.reject(new AccordError(reply.error.code as never, reply.error.message, reply.error.details))
     else p.resolve(reply.result)
+  }
+  handlers[MessageType.origin] = (_enc, decoder) => {
+    onOrigin(readFramed(decoder, false).body as RemoteOrigin)
   }
   handlers[MessageType.event] = (_enc, decoder) => {
     const { id, body } = readFramed(decoder, true)

@@ -8,6 +8,8 @@
  *   102 describe  client -> server  [102][varString JSON { description?, meta? }]
  *                 attaches to the next update this connection sends
  *   103 event     server -> client  [103][varUint subscription][varString JSON VersionRecord]
+ *   104 origin    server -> client  [104][varString JSON { author, description? }]
+ *                 names the author of the update message that follows it
  */
 import * as encoding from 'lib0/encoding'
 import * as decoding from 'lib0/decoding'
@@ -20,7 +22,8 @@ export const MessageType = {
   request: 100,
   response: 101,
   describe: 102,
-  event: 103
+  event: 103,
+  origin: 104
 } as const
 
 export type MessageTypeValue = (typeof MessageType)[keyof typeof MessageType]

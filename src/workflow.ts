@@ -15,7 +15,7 @@ import { eventsToOps } from './changes.ts'
 import { assertWorkflowId } from './workflow-id.ts'
 import { AGENTS_ROOT } from './agents.ts'
 import { AGENT_PARAM, EXTENSION_PARAM } from './protocol.ts'
-import { attachExtension } from './extension.ts'
+import { attachExtension, type RemoteOrigin } from './extension.ts'
 import { createHistoryApi, type HistoryApi } from './history-api.ts'
 import type { ChangeMeta, VersionRecord } from './schema.ts'
 
@@ -166,7 +166,10 @@ export const openWorkflow = <S extends z.ZodType | undefined = undefined>(
     byServerId.clear()
     unclaimed.clear()
     for (const sub of recordSubs) startSub(sub)
-  })
+  }, origin => { remoteOrigin = origin })
+  // The server names the author of each update it relays just before relaying it.
+  let remoteOrigin: RemoteOrigin | null = null
+  doc.on('afterTransaction', (tr: Y.Transaction) => { if (!tr.local) remoteOrigin = null })
 
   const current = (): T => {
     if (cached === null) cached = deepFreeze(readState(doc)) as T
@@ -188,9 +191,9 @@ export const openWorkflow = <S extends z.ZodType | undefined = undefined>(
     const local = tr.local
     const change: ChangeEvent = {
       ops: eventsToOps(events),
-      author: local ? (origin?.agentId ?? agentId) : authorOf(tr),
+      author: local ? (origin?.agentId ?? agentId) : (remoteOrigin?.author ?? authorOf(tr)),
       local,
-      description: local ? origin?.description : undefined
+      description: local ? origin?.description : remoteOrigin?.description
     }
     for (const listener of listeners) listener(change)
   })
@@ -213,8 +216,8 @@ export const openWorkflow = <S extends z.ZodType | undefined = undefined>(
     ext.describe(opts?.description, opts?.meta)
     doc.transact(() => {
       write()
-      // Written on every local transaction so even delete-only changes carry their author.
-      agents.set(String(doc.clientID), agentId)
+      // Once per client id: rewriting it on every change would leave a tombstone per change.
+      if (agents.get(String(doc.clientID)) !== agentId) agents.set(String(doc.clientID), agentId)
     }, { agentId, description: opts?.description } satisfies LocalOrigin)
     return current()
   }

@@ -27,6 +27,8 @@ describe('versions and history', () => {
     const b = sdkAgent(srv.url, 'wf-v', 'worker')
     const stock = stockClient(srv.url, 'wf-v')
     await Promise.all([a.whenSynced(), b.whenSynced(), stock.synced()])
+    const seenByB: Array<{ author: string, description?: string }> = []
+    b.subscribe(change => { if (!change.local) seenByB.push({ author: change.author, description: change.description }) })
     a.update(d => { d.tasks = ['plan'] }, { description: 'create the plan', meta: { runId: 'run-1', traceId: 't-1' } })
     await waitFor(async () => (await headOf(srv, 'wf-v')) === 1)
     b.patch([{ op: 'add', path: '/tasks/-', value: 'work' }], { description: 'add work', meta: { toolCallId: 'call-7' } })
@@ -36,6 +38,8 @@ describe('versions and history', () => {
     stock.doc.getMap('state').set('stock', true)
     await waitFor(async () => (await headOf(srv, 'wf-v')) === 4)
 
+    // The server names the author and description of each relayed update.
+    expect(seenByB).toEqual([{ author: 'planner', description: 'create the plan' }, { author: 'anonymous', description: undefined }])
     const all = await a.history()
     expect(all.map(v => [v.version, v.parentVersion, v.author])).toEqual([
       [4, 3, 'anonymous'], [3, 2, 'worker'], [2, 1, 'worker'], [1, 0, 'planner']
