@@ -217,6 +217,7 @@ export class Connection implements Peer {
       case syncProtocol.messageYjsUpdate:
         // Not y-protocols' readSyncStep2: it swallows errors, and a bad update must close the socket.
         Y.applyUpdate(workflow.doc, decoding.readVarUint8Array(decoder), this)
+        workflow.checkRemoteWrite(this)
         break
       default:
         throw new Error(`unknown sync message type ${syncType}`)

@@ -13,7 +13,7 @@ import { AccordError, CorruptDataError } from '../src/errors.ts'
 import type { JsonObject } from '../src/json.ts'
 import { readState, setMapContents, stateRoot } from '../src/json-yjs.ts'
 import { assertWorkflowId } from '../src/workflow-id.ts'
-import type { ConflictRecord, JsonPatchOp, SnapshotKind, SnapshotRecord, VersionRecord } from '../src/schema.ts'
+import type { ConflictRecord, JsonPatchOp, SnapshotKind, SnapshotRecord, VersionRecord, ViolationRecord } from '../src/schema.ts'
 import type { Registry } from './registry.ts'
 import { emptyMeta, type Replay, type Store, type WorkflowMeta } from './store/store.ts'
 import { checksumOf, type ChangeOrigin, type Workflow } from './workflow.ts'
@@ -279,4 +279,9 @@ export const deleteWorkflow = async (ctx: HistoryContext, id: string): Promise<v
 export const conflicts = async (ctx: HistoryContext, id: string): Promise<ConflictRecord[]> => {
   await requireMeta(ctx, id)
   return ctx.store.listConflicts(id)
+}
+
+export const violations = async (ctx: HistoryContext, id: string): Promise<ViolationRecord[]> => {
+  await requireMeta(ctx, id)
+  return ctx.store.listViolations(id)
 }

@@ -4,8 +4,11 @@
  */
 import { z } from 'zod'
 import { SnapshotKindSchema } from '../src/schema.ts'
+import { TaskKindSchema } from '../src/runtime.ts'
+import { claimTask, completeTask, failTask } from './runtime.ts'
 import { WorkflowIdSchema } from '../src/workflow-id.ts'
 import type { Connection } from './connection.ts'
+import type { Workflow } from './workflow.ts'
 import type { ChangeFeed } from './feed.ts'
 import * as history from './history.ts'
 
@@ -25,10 +28,24 @@ const methods = {
   discard: z.object({ forkId: WorkflowIdSchema }),
   conflicts: z.object(Target),
   subscribe: z.object({ ...Target, path: z.string().optional(), after: Version.optional() }),
-  unsubscribe: z.object({ subscription: z.number().int() })
+  unsubscribe: z.object({ subscription: z.number().int() }),
+  violations: z.object(Target),
+  claimTask: z.object({ ...Target, kind: TaskKindSchema.optional(), leaseMs: z.number().int().positive().max(24 * 3600 * 1000).optional() }),
+  completeTask: z.object({ ...Target, taskId: z.string(), result: z.unknown().optional() }),
+  failTask: z.object({ ...Target, taskId: z.string(), error: z.string().max(2000) })
 } as const
 
 export type Method = keyof typeof methods
+
+/** Runs `fn` on the loaded workflow (loading it if needed) and releases it after. */
+const withLoaded = async <T>(ctx: history.HistoryContext, id: string, fn: (wf: Workflow) => Promise<T>): Promise<T> => {
+  const wf = await ctx.registry.acquire(id)
+  try {
+    return await fn(wf)
+  } finally {
+    ctx.registry.release(wf)
+  }
+}
 
 const RequestSchema = z.object({ method: z.string(), params: z.unknown().optional() })
 
@@ -64,6 +81,13 @@ export const handleRequest = async (ctx: history.HistoryContext & { feed: Change
       else conn.subscriptions.set(subscription, unsubscribe)
       return { subscription, after }
     }
+    case 'violations': return history.violations(ctx, id)
+    case 'claimTask':
+      return withLoaded(ctx, id, wf => claimTask(wf, by, { kind: p.kind, leaseMs: p.leaseMs }))
+    case 'completeTask':
+      return withLoaded(ctx, id, wf => completeTask(wf, by, p.taskId, p.result))
+    case 'failTask':
+      return withLoaded(ctx, id, wf => failTask(wf, by, p.taskId, p.error))
     case 'unsubscribe': {
       conn.subscriptions.get(p.subscription)?.()
       conn.subscriptions.delete(p.subscription)

@@ -15,7 +15,9 @@ import type { JsonValue } from '../src/json.ts'
 import { applyPatchToYjs } from '../src/patch.ts'
 import { stateRoot } from '../src/json-yjs.ts'
 import { AGENT_PARAM, EXTENSION_PARAM } from '../src/protocol.ts'
-import type { ConflictRecord } from '../src/schema.ts'
+import type { ConflictRecord, ViolationRecord } from '../src/schema.ts'
+import { DEFAULT_TIMEOUTS, type AgentStatus } from '../src/runtime.ts'
+import type { ZodType } from 'zod'
 import { isValidWorkflowId } from '../src/workflow-id.ts'
 import { Connection } from './connection.ts'
 import { createChangeFeed, type ChangeFeed, type RecordListener, type SubscribeOptions } from './feed.ts'
@@ -24,6 +26,7 @@ import { createLogger, type Logger, type LoggerOptions } from './log.ts'
 import { createRegistry, type Registry } from './registry.ts'
 import { archiveOldVersions, type RetentionPolicy } from './retention.ts'
 import { handleRequest } from './rpc.ts'
+import { createRuntimeMonitor, type RuntimeMonitor } from './runtime.ts'
 import { openLevelStore } from './store/level.ts'
 import type { Store, WorkflowMeta } from './store/store.ts'
 import type { Workflow } from './workflow.ts'
@@ -62,6 +65,10 @@ export interface ServerOptions {
   sweepIntervalMs?: number
   /** Called for every detected conflict. */
   resolveConflict?: ConflictResolver
+  /** Agent runtime: per-status timeouts in ms (default idle 300 s, processing 1800 s, error 60 s) and how often deadlines are checked (1000 ms). */
+  lifecycle?: { timeouts?: Partial<Record<AgentStatus, number>>, checkIntervalMs?: number }
+  /** zod schemas checked after every applied update, by workflow id (see also registerSchema). */
+  schemas?: Record<string, ZodType> | ((workflowId: string) => ZodType | undefined)
   /** A logger, or options for the built-in JSON logger. */
   log?: Logger | LoggerOptions
 }
@@ -93,6 +100,11 @@ export interface AccordServer {
   subscribe: (id: string, options: SubscribeOptions, listener: RecordListener) => Promise<() => void>
   /** Runs retention (archive, snapshot pruning, idle deletion) over every workflow now. */
   sweep: () => Promise<void>
+  /** Registers (or with undefined removes) the schema of a workflow; applies to loaded ones too. */
+  registerSchema: (workflowId: string, schema: ZodType | undefined) => void
+  violations: (id: string) => Promise<ViolationRecord[]>
+  /** Enforces due lifecycle timeouts and task leases now (the monitor does it every checkIntervalMs). */
+  checkDeadlines: () => Promise<void>
 }
 
 const isLogger = (value: unknown): value is Logger =>
@@ -108,10 +120,19 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
   const ownsStore = options.store === undefined
   const retention: RetentionPolicy = { maxVersions: 100, archiveAfterDays: 30, ...options.retention }
   const snapshots: history.SnapshotPolicy = { keepRoutine: 3, recoveryDays: 7, ...options.snapshots }
+  const timeouts = { ...DEFAULT_TIMEOUTS, ...options.lifecycle?.timeouts }
+  const registeredSchemas = new Map<string, ZodType>()
+  const schemaFor = (id: string): ZodType | undefined => {
+    const registered = registeredSchemas.get(id)
+    if (registered !== undefined) return registered
+    const s = options.schemas
+    return typeof s === 'function' ? s(id) : s?.[id]
+  }
 
   let store: Store | null = options.store ?? null
   let registry: Registry | null = null
   let feed: ChangeFeed | null = null
+  let monitor: RuntimeMonitor | null = null
   let httpServer: http.Server | null = null
   let wss: WebSocketServer | null = null
   let sweepTimer: ReturnType<typeof setInterval> | null = null
@@ -220,9 +241,14 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
       writeAttempts: options.writeAttempts ?? 4,
       quotaBytes: options.quotaBytes ?? Number.POSITIVE_INFINITY,
       onVersion,
-      onKeyframe
+      onKeyframe,
+      timeouts,
+      onDeadline: (wf, deadline) => { monitor?.note(wf.id, deadline) },
+      schemaFor
     })
     registry = reg
+    monitor = createRuntimeMonitor({ registry: reg, store, log, timeouts, checkIntervalMs: options.lifecycle?.checkIntervalMs ?? 1000 })
+    await monitor.start()
     const server = http.createServer((req, res) => {
       const body = req.url === '/healthz' ? { ok: true } : { error: { code: 'NOT_FOUND', message: 'not found' } }
       res.writeHead(req.url === '/healthz' ? 200 : 404, { 'content-type': 'application/json' })
@@ -265,6 +291,7 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
       server.closeAllConnections()
       await new Promise<void>(resolve => { server.close(() => { resolve() }) })
     }
+    await monitor?.close()
     await Promise.all(Array.from(background))
     await registry?.close()
     await Promise.all(Array.from(background))
@@ -295,6 +322,13 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
     conflicts: id => history.conflicts(ctx(), id),
     deleteWorkflow: id => history.deleteWorkflow(ctx(), id),
     subscribe: (id, o, l) => ctx().feed.subscribe(id, o, l),
-    sweep
+    sweep,
+    registerSchema: (id, schema) => {
+      if (schema === undefined) registeredSchemas.delete(id)
+      else registeredSchemas.set(id, schema)
+      registry?.get(id)?.resetValidationBaseline()
+    },
+    violations: id => history.violations(ctx(), id),
+    checkDeadlines: async () => { await monitor?.check() }
   }
 }

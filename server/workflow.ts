@@ -17,10 +17,13 @@ import * as awarenessProtocol from 'y-protocols/awareness'
 import type { Operation } from 'fast-json-patch'
 import { CloseCodes, type CloseCode } from '../src/close-codes.ts'
 import { AccordError } from '../src/errors.ts'
-import { readState, stateRoot } from '../src/json-yjs.ts'
+import { readState, setMapContents, stateRoot } from '../src/json-yjs.ts'
+import { toPointer, type JsonObject } from '../src/json.ts'
+import { RUNTIME_ROOTS, EVENTS_ROOT, isPaused, nextDeadline, type AgentStatus } from '../src/runtime.ts'
+import type { ZodType } from 'zod'
 import { eventsToOps } from '../src/changes.ts'
 import { MessageType, encodeFramed } from '../src/protocol.ts'
-import type { ChangeMeta, ConflictRecord, JsonPatchOp, VersionRecord } from '../src/schema.ts'
+import type { ChangeMeta, ConflictRecord, JsonPatchOp, VersionRecord, ViolationRecord } from '../src/schema.ts'
 import { AGENTS_ROOT } from '../src/agents.ts'
 import { detectConflicts, type DetectedConflict } from './conflicts.ts'
 import type { Logger } from './log.ts'
@@ -57,12 +60,25 @@ export interface WorkflowOptions {
   onVersion: (workflow: Workflow, record: VersionRecord, conflicts: ConflictRecord[]) => void
   /** Called after a keyframe was written (retention runs then). */
   onKeyframe: (workflow: Workflow) => void
+  /** Per-status lifecycle timeouts, to compute the runtime's next deadline. */
+  timeouts: Partial<Record<AgentStatus, number>>
+  /** Called when the runtime's next deadline changed (null: none). */
+  onDeadline: (workflow: Workflow, deadline: number | null) => void
+  /** The zod schema the workflow's state must satisfy, if any; remote writes that break it are compensated. */
+  schemaFor?: (workflowId: string) => ZodType | undefined
 }
+
+/** What a remote write did wrong, before it gets a number in the window's version. */
+type ViolationDraft = Omit<ViolationRecord, 'id' | 'workflowId' | 'version'>
 
 interface Pending {
   update: Uint8Array
   origin: unknown
   ops: Operation[]
+  runtimeOps: Operation[]
+  violations: ViolationDraft[]
+  /** A server change undoing the previous entry's effect: broadcast merged with it. */
+  compensates?: boolean
   description?: string
   meta?: ChangeMeta
   conflicts: DetectedConflict[]
@@ -91,6 +107,9 @@ export const encodeAwareness = (awareness: awarenessProtocol.Awareness, clients:
 
 export const checksumOf = (json: unknown): string => createHash('sha256').update(JSON.stringify(json)).digest('hex')
 
+const prefixOps = (section: string, ops: Operation[]): Operation[] =>
+  ops.map(op => ({ ...op, path: `/${section}${op.path}`, ...('from' in op ? { from: `/${section}${op.from}` } : {}) }) as Operation)
+
 const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
 
 const originAgent = (origin: unknown): string =>
@@ -108,7 +127,10 @@ export class Workflow {
   /** Meta as of the last cut window (ahead of the store while a write is in flight). */
   private meta: WorkflowMeta
   private txOps: Operation[] = []
+  private txRuntimeOps: Operation[] = []
   private txConflicts: DetectedConflict[] = []
+  /** The last state that passed the schema: what a compensation restores. */
+  private lastValid: JsonObject
   private pending: Pending[] = []
   private flushTimer: ReturnType<typeof setImmediate> | null = null
   private chain: Promise<void> = Promise.resolve()
@@ -120,10 +142,15 @@ export class Workflow {
     this.doc = doc
     this.meta = meta
     this.opts = opts
+    this.lastValid = readState(doc)
     this.awareness = new awarenessProtocol.Awareness(doc)
     this.awareness.setLocalState(null)
     this.awareness.on('update', this.onAwarenessUpdate)
     stateRoot(doc).observeDeep(this.onStateEvents)
+    for (const [section, name] of Object.entries(RUNTIME_ROOTS)) {
+      doc.getMap(name).observeDeep(events => { this.txRuntimeOps = this.txRuntimeOps.concat(prefixOps(section, eventsToOps(events))) })
+    }
+    doc.getArray(EVENTS_ROOT).observe(event => { this.txRuntimeOps = this.txRuntimeOps.concat(prefixOps('events', eventsToOps([event]))) })
     doc.on('beforeObserverCalls', this.onBeforeObservers)
     doc.on('update', this.onDocUpdate)
   }
@@ -180,6 +207,43 @@ export class Workflow {
 
   get isFailed (): boolean { return this.failed }
 
+  /**
+   * Called after a peer's update was applied: records a write made while the workflow is paused,
+   * and when the state no longer satisfies the schema, writes a compensating change restoring the
+   * last valid values (a Yjs update cannot be dropped: later updates depend on it). The two are
+   * persisted and broadcast together, so other peers never see the invalid state.
+   */
+  checkRemoteWrite (peer: Peer): void {
+    const entry = this.pending[this.pending.length - 1]
+    if (entry === undefined || entry.origin !== peer || entry.ops.length === 0 || this.failed) return
+    const now = Date.now()
+    const paths = Array.from(new Set(entry.ops.map(op => op.path)))
+    if (isPaused(this.doc)) entry.violations.push({ kind: 'paused', agent: peer.agentId, paths, reverted: false, at: now })
+    const schema = this.opts.schemaFor?.(this.id)
+    if (schema === undefined) return
+    const state = readState(this.doc)
+    const result = schema.safeParse(state)
+    if (result.success) {
+      this.lastValid = state
+      return
+    }
+    const issues = result.error.issues.map(i => ({ ...i, path: i.path.map(p => typeof p === 'symbol' ? String(p) : p) }))
+    entry.violations.push({ kind: 'schema', agent: peer.agentId, paths: issues.map(i => toPointer(i.path)), issues, reverted: true, at: now })
+    this.opts.log.warn('schema violation reverted', { workflowId: this.id, agent: peer.agentId, paths })
+    const lastValid = this.lastValid
+    this.doc.transact(() => { setMapContents(stateRoot(this.doc), lastValid) }, {
+      agentId: 'accord:validator',
+      takeDescription: () => ({ description: `reverted an invalid change by ${peer.agentId}` })
+    } satisfies ChangeOrigin)
+    const compensation = this.pending[this.pending.length - 1]
+    if (compensation !== undefined && compensation !== entry) compensation.compensates = true
+  }
+
+  /** Takes the current state as the known-good one (a schema was just registered). */
+  resetValidationBaseline (): void {
+    this.lastValid = readState(this.doc)
+  }
+
   private readonly onStateEvents = (events: Array<Y.YEvent<any>>): void => {
     this.txOps = this.txOps.concat(eventsToOps(events))
   }
@@ -191,12 +255,14 @@ export class Workflow {
 
   private readonly onDocUpdate = (update: Uint8Array, origin: unknown): void => {
     const ops = this.txOps
+    const runtimeOps = this.txRuntimeOps
     const conflicts = this.txConflicts
     this.txOps = []
+    this.txRuntimeOps = []
     this.txConflicts = []
     if (this.failed) return
     const described = (origin as ChangeOrigin | null)?.takeDescription?.()
-    this.pending.push({ update, origin, ops, conflicts, description: described?.description, meta: described?.meta })
+    this.pending.push({ update, origin, ops, runtimeOps, conflicts, violations: [], description: described?.description, meta: described?.meta })
     if (this.flushTimer === null) this.flushTimer = setImmediate(() => { this.flushNow() })
   }
 
@@ -220,7 +286,7 @@ export class Workflow {
   }
 
   /** Builds the version record of a window from the doc as it is now (synchronously). */
-  private cut (batch: Pending[]): { record: VersionRecord, meta: WorkflowMeta, keyframe?: Uint8Array, conflicts: ConflictRecord[] } {
+  private cut (batch: Pending[]): { record: VersionRecord, meta: WorkflowMeta, keyframe?: Uint8Array, conflicts: ConflictRecord[], violations: ViolationRecord[] } {
     const now = Date.now()
     const version = this.meta.head + 1
     const state = readState(this.doc)
@@ -239,6 +305,8 @@ export class Workflow {
       checksum: checksumOf(state),
       changes: batch.flatMap(p => p.ops) as JsonPatchOp[]
     }
+    const runtimeChanges = batch.flatMap(p => p.runtimeOps) as JsonPatchOp[]
+    if (runtimeChanges.length > 0) record.runtimeChanges = runtimeChanges
     const keyframe = version % this.opts.keyframeEvery === 0 ? Y.encodeStateAsUpdate(this.doc) : undefined
     const bytes = this.meta.bytes + batch.reduce((n, p) => n + p.update.length, 0) + (keyframe?.length ?? 0)
     if (bytes > this.opts.quotaBytes) throw new QuotaExceededError(this.id, bytes, this.opts.quotaBytes)
@@ -254,14 +322,23 @@ export class Workflow {
       version,
       detectedAt: now
     }))
+    let violationId = this.meta.violations ?? 0
+    const violations: ViolationRecord[] = batch.flatMap(p => p.violations).map(v => ({ ...v, id: ++violationId, workflowId: this.id, version }))
+    let deadline = this.meta.deadline ?? null
+    if (runtimeChanges.length > 0) {
+      deadline = nextDeadline(this.doc, this.opts.timeouts)
+      if (deadline !== (this.meta.deadline ?? null)) this.opts.onDeadline(this, deadline)
+    }
     this.meta = {
       ...this.meta,
       updatedAt: now,
       head: version,
       conflicts: conflictId,
+      violations: violationId,
+      deadline,
       bytes
     }
-    return { record, meta: this.meta, keyframe, conflicts }
+    return { record, meta: this.meta, keyframe, conflicts, violations }
   }
 
   private async persist (batch: Pending[], commit: ReturnType<Workflow['cut']>): Promise<void> {
@@ -273,23 +350,43 @@ export class Workflow {
         record: commit.record,
         updates: batch.map(p => p.update),
         keyframe: commit.keyframe,
-        conflicts: commit.conflicts
+        conflicts: commit.conflicts,
+        violations: commit.violations
       }))
     } catch (err) {
       this.fail(err as Error)
       return
     }
-    for (const { update, origin, description } of batch) {
-      const message = encodeSyncUpdate(update)
-      const annotation = encodeFramed(MessageType.origin, null, { author: originAgent(origin), description })
-      for (const peer of this.peers.keys()) {
-        if (peer === origin) continue
-        if (peer.extended) peer.send(annotation)
-        peer.send(message)
+    for (let i = 0; i < batch.length; i++) {
+      const { update, origin, description } = batch[i] as Pending
+      const next = batch[i + 1]
+      if (next?.compensates === true) {
+        // Everyone but the writer gets the write and its undoing as one update; the writer, who
+        // has the write already, gets the undoing.
+        i++
+        this.relay(Y.mergeUpdates([update, next.update]), origin, description, [origin])
+        this.relay(next.update, next.origin, next.description, this.otherPeers(origin))
+      } else {
+        this.relay(update, origin, description, [origin])
       }
     }
     this.opts.onVersion(this, commit.record, commit.conflicts)
     if (commit.keyframe !== undefined) this.opts.onKeyframe(this)
+  }
+
+  /** Sends an update (preceded, for extended peers, by who wrote it) to every peer but `skip`. */
+  private relay (update: Uint8Array, origin: unknown, description: string | undefined, skip: unknown[]): void {
+    const message = encodeSyncUpdate(update)
+    const annotation = encodeFramed(MessageType.origin, null, { author: originAgent(origin), description })
+    for (const peer of this.peers.keys()) {
+      if (skip.includes(peer)) continue
+      if (peer.extended) peer.send(annotation)
+      peer.send(message)
+    }
+  }
+
+  private otherPeers (origin: unknown): Peer[] {
+    return Array.from(this.peers.keys()).filter(p => p !== origin)
   }
 
   /** Runs `task` in this workflow's write queue (after every write queued so far). */

@@ -34,7 +34,9 @@ export const VersionRecordSchema = z.object({
   /** SHA-256 (hex) of the canonical JSON (sorted keys) of the state after this version. */
   checksum: z.string().regex(/^[0-9a-f]{64}$/),
   /** RFC 6902 ops from the previous version's JSON to this one's. */
-  changes: z.array(JsonPatchOpSchema)
+  changes: z.array(JsonPatchOpSchema),
+  /** Changes to the agent runtime (lifecycle, session, tasks, events), paths prefixed by section. */
+  runtimeChanges: z.array(JsonPatchOpSchema).optional()
 })
 export type VersionRecord = z.infer<typeof VersionRecordSchema>
 
@@ -70,3 +72,23 @@ export const ConflictRecordSchema = z.object({
   resolution: z.object({ value: z.unknown(), version: z.number().int().nonnegative(), by: z.string() }).optional()
 })
 export type ConflictRecord = z.infer<typeof ConflictRecordSchema>
+
+export const VIOLATION_KINDS = ['schema', 'paused', 'scope'] as const
+
+/** A write the server did not accept as is: reverted (schema, scope) or only recorded (paused). */
+export const ViolationRecordSchema = z.object({
+  id: z.number().int().positive(),
+  workflowId: z.string(),
+  kind: z.enum(VIOLATION_KINDS),
+  /** Agent id of the connection that wrote it. */
+  agent: z.string(),
+  /** JSON pointers the write touched (schema: where the issues are). */
+  paths: z.array(z.string()),
+  /** zod issues, for schema violations. */
+  issues: z.array(z.unknown()).optional(),
+  /** Whether the server wrote a compensating change. */
+  reverted: z.boolean(),
+  version: z.number().int().nonnegative(),
+  at: z.number().int()
+})
+export type ViolationRecord = z.infer<typeof ViolationRecordSchema>

@@ -17,7 +17,9 @@ import { AGENTS_ROOT } from './agents.ts'
 import { AGENT_PARAM, EXTENSION_PARAM } from './protocol.ts'
 import { attachExtension, type RemoteOrigin } from './extension.ts'
 import { createHistoryApi, type HistoryApi } from './history-api.ts'
-import type { ChangeMeta, VersionRecord } from './schema.ts'
+import type { ChangeMeta, VersionRecord, ViolationRecord } from './schema.ts'
+import { createRuntimeApi, type RuntimeApi } from './runtime-api.ts'
+import { DEFAULT_TRANSITIONS, PausedError, isPaused, readRuntime, type TransitionTable } from './runtime.ts'
 
 export interface ChangeEvent {
   /** RFC 6902 ops that turn the previous state into the new one. */
@@ -65,6 +67,8 @@ export interface OpenWorkflowOptions<S extends z.ZodType | undefined = undefined
   params?: Record<string, string>
   /** Upper bound for the reconnect backoff of the provider, in ms (default 2500). */
   maxBackoffTime?: number
+  /** Agent lifecycle: the allowed transitions (default DEFAULT_TRANSITIONS). */
+  lifecycle?: { transitions?: TransitionTable }
 }
 
 export type StateOf<S> = S extends z.ZodType ? z.output<S> : JsonObject
@@ -74,7 +78,7 @@ interface LocalOrigin {
   description?: string
 }
 
-export interface WorkflowHandle<T = JsonObject> extends HistoryApi {
+export interface WorkflowHandle<T = JsonObject> extends HistoryApi, RuntimeApi {
   readonly id: string
   readonly agentId: string
   /** The underlying Yjs document, for experts. Edits made on it directly bypass the schema. */
@@ -95,6 +99,8 @@ export interface WorkflowHandle<T = JsonObject> extends HistoryApi {
   }
   /** Resolves once the first sync with the server completed. */
   whenSynced: (options?: { timeoutMs?: number }) => Promise<void>
+  /** Writes the server refused or reverted: schema violations, writes while paused. */
+  violations: () => Promise<ViolationRecord[]>
   close: () => Promise<void>
 }
 
@@ -203,8 +209,22 @@ export const openWorkflow = <S extends z.ZodType | undefined = undefined>(
       `server closed workflow ${id}: ${event.code} ${event.reason}`, { code: event.code, reason: event.reason })
   })
 
+  /** One local transaction: describe it to the server, apply it, record who we are. */
+  const transact = (fn: () => void, opts: UpdateOptions | undefined, allowPaused = false): void => {
+    if (closed) throw new ClosedError(`workflow ${id}`)
+    if (!allowPaused && isPaused(doc)) throw new PausedError(id, readRuntime(doc).session.reason)
+    // Travels just ahead of the update on the same socket; the server attaches it to the update.
+    ext.describe(opts?.description, opts?.meta)
+    doc.transact(() => {
+      fn()
+      // Once per client id: rewriting it on every change would leave a tombstone per change.
+      if (agents.get(String(doc.clientID)) !== agentId) agents.set(String(doc.clientID), agentId)
+    }, { agentId, description: opts?.description } satisfies LocalOrigin)
+  }
+
   const commit = (next: unknown, opts: UpdateOptions | undefined, write: () => void): T => {
     if (closed) throw new ClosedError(`workflow ${id}`)
+    if (isPaused(doc)) throw new PausedError(id, readRuntime(doc).session.reason)
     assertJson(next)
     if (!isPlainObject(next)) throw new AccordError('INVALID_JSON', 'a workflow state must be a JSON object')
     if (schema !== undefined) {
@@ -212,13 +232,7 @@ export const openWorkflow = <S extends z.ZodType | undefined = undefined>(
       if (!result.success) throw new SchemaViolationError(toIssues(result.error))
     }
     if (deepEqual(next, current())) return current()
-    // Travels just ahead of the update on the same socket; the server attaches it to the update.
-    ext.describe(opts?.description, opts?.meta)
-    doc.transact(() => {
-      write()
-      // Once per client id: rewriting it on every change would leave a tombstone per change.
-      if (agents.get(String(doc.clientID)) !== agentId) agents.set(String(doc.clientID), agentId)
-    }, { agentId, description: opts?.description } satisfies LocalOrigin)
+    transact(write, opts)
     return current()
   }
 
@@ -244,6 +258,14 @@ export const openWorkflow = <S extends z.ZodType | undefined = undefined>(
     return Object.assign(stop, { ready })
   }
 
+  const runtimeApi = createRuntimeApi({
+    doc,
+    agentId,
+    transitions: options.lifecycle?.transitions ?? DEFAULT_TRANSITIONS,
+    write: (fn, description, allowPaused) => { transact(fn, { description }, allowPaused) },
+    request: ext.request
+  })
+
   const handle: WorkflowHandle<T> = {
     id,
     agentId,
@@ -263,6 +285,10 @@ export const openWorkflow = <S extends z.ZodType | undefined = undefined>(
     },
     subscribe,
     ...createHistoryApi(ext.request),
+    ...runtimeApi,
+    get runtime () { return runtimeApi.runtime },
+    get session () { return runtimeApi.session },
+    violations: () => ext.request('violations'),
     whenSynced (opts) {
       if (provider.synced) return Promise.resolve()
       if (terminal !== null) return Promise.reject(terminal)

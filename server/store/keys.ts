@@ -11,6 +11,7 @@
  *                                     starts from plus the records and updates of the range (compressed)
  *   w!<workflowId>!snap!<id>       -> SnapshotRecord (JSON)
  *   w!<workflowId>!conf!<n>        -> ConflictRecord (JSON)
+ *   w!<workflowId>!viol!<n>        -> ViolationRecord (JSON)
  *
  * Loading a workflow = the newest keyframe + the log entries after it. A keyframe is written every
  * `keyframeEvery` versions in the same atomic batch as that version. Versions beyond the hot
@@ -22,7 +23,7 @@ const NUM_WIDTH = 16
 /** Sorts after every kind name and hex digit used below: the end of a range. */
 const HIGH = '~'
 
-export type Kind = 'kf' | 'log' | 'ver' | 'arch' | 'snap' | 'conf'
+export type Kind = 'kf' | 'log' | 'ver' | 'arch' | 'snap' | 'conf' | 'viol'
 
 export const num = (n: number): string => n.toString(16).padStart(NUM_WIDTH, '0')
 export const keyToNum = (key: string): number => Number.parseInt(key.slice(-NUM_WIDTH), 16)

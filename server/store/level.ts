@@ -5,7 +5,7 @@
 import { Level } from 'level'
 import type { ZodType } from 'zod'
 import { CorruptDataError, StorageError } from '../../src/errors.ts'
-import { ConflictRecordSchema, SnapshotRecordSchema, VersionRecordSchema, type VersionRecord } from '../../src/schema.ts'
+import { ConflictRecordSchema, SnapshotRecordSchema, VersionRecordSchema, ViolationRecordSchema, type VersionRecord } from '../../src/schema.ts'
 import { compress, decodeChunk, decodeUpdates, decompress, encodeChunk, encodeUpdates, type Chunk } from './codec.ts'
 import { frame, frameJson, unframe, unframeJson } from './frame.ts'
 import * as keys from './keys.ts'
@@ -107,6 +107,7 @@ export const openLevelStore = async (location: string): Promise<Store> => {
     ]
     if (c.keyframe !== undefined) ops.push(putOp(keys.key(id, 'kf', v), frame(compress(c.keyframe))))
     for (const conflict of c.conflicts ?? []) ops.push(putOp(keys.key(id, 'conf', conflict.id), frameJson(conflict)))
+    for (const violation of c.violations ?? []) ops.push(putOp(keys.key(id, 'viol', violation.id), frameJson(violation)))
     ops.push(putOp(keys.metaKey(id), frameJson(c.meta)))
     await db.batch(ops)
   })
@@ -241,6 +242,12 @@ export const openLevelStore = async (location: string): Promise<Store> => {
     return out
   })
 
+  const listViolations: Store['listViolations'] = id => wrap(`listing violations of ${id}`, async () => {
+    const out = []
+    for await (const [k, v] of db.iterator(keys.kindRange(id, 'viol'))) out.push(parse(ViolationRecordSchema, k, v))
+    return out
+  })
+
   const countLog: Store['countLog'] = id => wrap(`counting ${id}`, async () => {
     let n = 0
     for await (const _ of db.keys(keys.kindRange(id, 'log'))) n++
@@ -265,7 +272,7 @@ export const openLevelStore = async (location: string): Promise<Store> => {
 
   return {
     load, getMeta, putMeta, commit, replay, version, versions, versionsAfter, archive, archivedThrough, keyframes,
-    putSnapshot, getSnapshot, listSnapshots, deleteSnapshots, putConflict, listConflicts,
+    putSnapshot, getSnapshot, listSnapshots, deleteSnapshots, putConflict, listConflicts, listViolations,
     countLog, listWorkflows, deleteWorkflow, close
   }
 }

@@ -4,7 +4,7 @@
  * assumed (the loaded workflow's own queue); different workflows write independently.
  */
 import { z } from 'zod'
-import type { ConflictRecord, SnapshotRecord, VersionRecord } from '../../src/schema.ts'
+import type { ConflictRecord, SnapshotRecord, VersionRecord, ViolationRecord } from '../../src/schema.ts'
 
 export const WorkflowMetaSchema = z.object({
   id: z.string(),
@@ -14,6 +14,10 @@ export const WorkflowMetaSchema = z.object({
   head: z.number().int().nonnegative(),
   /** Last conflict number used. */
   conflicts: z.number().int().nonnegative(),
+  /** Last violation number used. */
+  violations: z.number().int().nonnegative().optional(),
+  /** When the runtime next needs the server (agent timeout, task lease), for the monitor. */
+  deadline: z.number().nullable().optional(),
   /** Approximate bytes of hot data written (quota accounting). */
   bytes: z.number().nonnegative(),
   /** Set for forks: where the fork started. */
@@ -53,6 +57,7 @@ export interface Commit {
   /** Full state after this version, when this version gets a keyframe. */
   keyframe?: Uint8Array
   conflicts?: ConflictRecord[]
+  violations?: ViolationRecord[]
 }
 
 export interface Store {
@@ -84,6 +89,7 @@ export interface Store {
   deleteSnapshots: (id: string, snapshotIds: string[]) => Promise<void>
   putConflict: (record: ConflictRecord, meta?: WorkflowMeta) => Promise<void>
   listConflicts: (id: string) => Promise<ConflictRecord[]>
+  listViolations: (id: string) => Promise<ViolationRecord[]>
   /** Number of hot log entries stored for a workflow (tests and tools). */
   countLog: (id: string) => Promise<number>
   listWorkflows: () => Promise<WorkflowMeta[]>

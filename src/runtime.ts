@@ -1,0 +1,198 @@
+/**
+ * The agent runtime lives in the workflow document itself, so it syncs, persists and versions
+ * like the state, but in root maps of its own (outside the user's JSON). Each collection is a
+ * separate root because roots never conflict, while two clients creating the same nested map
+ * concurrently would lose one of them.
+ *
+ *   accord:lifecycle  <agentId> -> AgentRecord   status, metadata, transition history
+ *   accord:session    fields of SessionRecord     pause / resume (context in accord:context)
+ *   accord:context    <key> -> value              context merged by resume()
+ *   accord:tasks      <taskId> -> TaskRecord      LIFO stack / FIFO queue entries
+ *   accord:events     RuntimeEvent[]              timeouts and lease expiries noticed by the server
+ */
+import * as Y from 'yjs'
+import { z } from 'zod'
+import { AccordError } from './errors.ts'
+import { yToJson } from './json-yjs.ts'
+
+export const RUNTIME_ROOTS = {
+  agents: 'accord:lifecycle',
+  session: 'accord:session',
+  context: 'accord:context',
+  tasks: 'accord:tasks'
+} as const
+export const EVENTS_ROOT = 'accord:events'
+
+export type RuntimeSection = keyof typeof RUNTIME_ROOTS
+export const runtimeMap = (doc: Y.Doc, section: RuntimeSection): Y.Map<unknown> => doc.getMap(RUNTIME_ROOTS[section])
+export const eventsArray = (doc: Y.Doc): Y.Array<unknown> => doc.getArray(EVENTS_ROOT)
+
+export const AGENT_STATUSES = ['idle', 'processing', 'resuming', 'error', 'archiving', 'notifying'] as const
+export const AgentStatusSchema = z.enum(AGENT_STATUSES)
+export type AgentStatus = z.infer<typeof AgentStatusSchema>
+
+/** Allowed transitions: from -> the statuses it may move to. */
+export type TransitionTable = Record<AgentStatus, readonly AgentStatus[]>
+
+export const DEFAULT_TRANSITIONS: TransitionTable = {
+  idle: ['processing', 'notifying', 'archiving', 'error'],
+  processing: ['idle', 'notifying', 'error', 'archiving'],
+  resuming: ['processing', 'idle', 'error'],
+  error: ['resuming', 'idle', 'archiving'],
+  archiving: ['idle', 'error'],
+  notifying: ['idle', 'processing', 'error']
+}
+
+/** Default per-status timeouts (ms) the server enforces; statuses without one never time out. */
+export const DEFAULT_TIMEOUTS: Partial<Record<AgentStatus, number>> = {
+  idle: 300_000,
+  processing: 1_800_000,
+  error: 60_000
+}
+
+const Json = z.record(z.string(), z.unknown())
+
+export const TransitionSchema = z.object({
+  from: AgentStatusSchema,
+  to: AgentStatusSchema,
+  at: z.number(),
+  metadata: Json.optional(),
+  reset: z.boolean().optional()
+})
+
+export const AgentRecordSchema = z.object({
+  status: AgentStatusSchema,
+  since: z.number(),
+  metadata: Json,
+  history: z.array(TransitionSchema),
+  /** Set by the server when the agent stayed in `status` past its timeout. */
+  timedOut: z.object({ status: AgentStatusSchema, at: z.number() }).optional()
+})
+export type AgentRecord = z.infer<typeof AgentRecordSchema>
+
+export const SessionRecordSchema = z.object({
+  paused: z.boolean(),
+  reason: z.string().optional(),
+  metadata: Json.optional(),
+  pausedAt: z.number().optional(),
+  pausedBy: z.string().optional(),
+  resumedAt: z.number().optional(),
+  resumedBy: z.string().optional(),
+  context: Json
+})
+export type SessionRecord = z.infer<typeof SessionRecordSchema>
+
+export const TASK_KINDS = ['stack', 'queue'] as const
+export const TaskKindSchema = z.enum(TASK_KINDS)
+export type TaskKind = z.infer<typeof TaskKindSchema>
+export const TaskStatusSchema = z.enum(['pending', 'claimed', 'done', 'failed'])
+
+export const TaskRecordSchema = z.object({
+  id: z.string(),
+  kind: TaskKindSchema,
+  /** Order key: LIFO claims take the highest, FIFO the lowest. */
+  seq: z.number(),
+  payload: z.unknown(),
+  status: TaskStatusSchema,
+  createdAt: z.number(),
+  createdBy: z.string(),
+  claimedBy: z.string().nullable(),
+  claimedAt: z.number().nullable(),
+  leaseMs: z.number().nullable(),
+  /** Claims that ended in fail() or an expired lease. */
+  attempts: z.number().int(),
+  maxRetries: z.number().int(),
+  result: z.unknown().optional(),
+  error: z.string().optional()
+})
+export type TaskRecord = z.infer<typeof TaskRecordSchema>
+
+export const RuntimeEventSchema = z.object({
+  type: z.enum(['timeout', 'lease-expired']),
+  at: z.number(),
+  agentId: z.string(),
+  status: AgentStatusSchema.optional(),
+  since: z.number().optional(),
+  taskId: z.string().optional()
+})
+export type RuntimeEvent = z.infer<typeof RuntimeEventSchema>
+
+export interface RuntimeState {
+  agents: Record<string, AgentRecord>
+  session: SessionRecord
+  tasks: Record<string, TaskRecord>
+  events: RuntimeEvent[]
+}
+
+export const EMPTY_SESSION: SessionRecord = { paused: false, context: {} }
+/** Kept per agent / in the event log; older entries are dropped. */
+export const MAX_HISTORY = 100
+export const MAX_EVENTS = 200
+
+/** Cheap check of the session flag (no JSON conversion). */
+export const isPaused = (doc: Y.Doc): boolean => runtimeMap(doc, 'session').get('paused') === true
+
+/** One task as JSON, or undefined. */
+export const readTask = (doc: Y.Doc, taskId: string): TaskRecord | undefined => {
+  const value = runtimeMap(doc, 'tasks').get(taskId)
+  return value === undefined ? undefined : yToJson(value) as unknown as TaskRecord
+}
+
+/** Reads one field of each entry of a runtime map without converting whole records. */
+const field = (entry: unknown, key: string): unknown => entry instanceof Y.Map ? entry.get(key) : (entry as Record<string, unknown> | null)?.[key]
+
+export const readRuntime = (doc: Y.Doc): RuntimeState => {
+  const session = yToJson(runtimeMap(doc, 'session')) as Partial<SessionRecord>
+  return {
+    agents: yToJson(runtimeMap(doc, 'agents')) as Record<string, AgentRecord>,
+    session: { ...EMPTY_SESSION, ...session, context: yToJson(runtimeMap(doc, 'context')) as Record<string, unknown> },
+    tasks: yToJson(runtimeMap(doc, 'tasks')) as Record<string, TaskRecord>,
+    events: yToJson(eventsArray(doc)) as RuntimeEvent[]
+  }
+}
+
+export class InvalidTransitionError extends AccordError {
+  constructor (agentId: string, from: AgentStatus, to: AgentStatus) {
+    super('INVALID_TRANSITION', `agent ${agentId} may not go from ${from} to ${to}`, { agentId, from, to })
+    this.name = 'InvalidTransitionError'
+  }
+}
+
+export class PausedError extends AccordError {
+  constructor (workflowId: string, reason: string | undefined) {
+    super('PAUSED', `workflow ${workflowId} is paused${reason === undefined ? '' : `: ${reason}`}; only resume() may write`, { reason })
+    this.name = 'PausedError'
+  }
+}
+
+/** The earliest moment the server must look at this runtime again (timeouts, leases), or null. */
+export const nextDeadline = (doc: Y.Doc, timeouts: Partial<Record<AgentStatus, number>>): number | null => {
+  let deadline = Number.POSITIVE_INFINITY
+  for (const agent of runtimeMap(doc, 'agents').values()) {
+    const limit = timeouts[field(agent, 'status') as AgentStatus]
+    if (limit !== undefined && field(agent, 'timedOut') === undefined) deadline = Math.min(deadline, (field(agent, 'since') as number) + limit)
+  }
+  for (const task of runtimeMap(doc, 'tasks').values()) {
+    const claimedAt = field(task, 'claimedAt')
+    const leaseMs = field(task, 'leaseMs')
+    if (field(task, 'status') === 'claimed' && typeof claimedAt === 'number' && typeof leaseMs === 'number') {
+      deadline = Math.min(deadline, claimedAt + leaseMs)
+    }
+  }
+  return deadline === Number.POSITIVE_INFINITY ? null : deadline
+}
+
+/** The next pending task of `kind` (LIFO: highest seq, FIFO: lowest), reading only order fields. */
+export const nextPendingTask = (doc: Y.Doc, kind: TaskKind): string | null => {
+  let best: string | null = null
+  let bestSeq = 0
+  for (const [id, task] of runtimeMap(doc, 'tasks').entries()) {
+    if (field(task, 'status') !== 'pending' || field(task, 'kind') !== kind) continue
+    const seq = field(task, 'seq') as number
+    if (best === null || (kind === 'stack' ? seq > bestSeq : seq < bestSeq)) {
+      best = id
+      bestSeq = seq
+    }
+  }
+  return best
+}
