@@ -178,7 +178,7 @@ export const autoCheckpoint = (
     if (stopped || intervalMs === undefined) return
     timer = setTimeout(() => {
       timer = null
-      checkpoint('interval').then(() => {}, err => { if (!stopped || !(err instanceof ClosedError)) report(err) })
+      void checkpoint('interval').then(() => {}, err => { if (!stopped || !(err instanceof ClosedError)) report(err) })
         .finally(schedule)
     }, intervalMs)
   }

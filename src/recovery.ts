@@ -89,7 +89,10 @@ const check = (name: string, value: number, ok: boolean): void => {
  * Installs the reconnect policy on `provider` (call it right after constructing the provider, in
  * the same tick, or construct it with `connect: false` and call `provider.connect()` afterwards).
  * `emit` receives `reconnecting` before each attempt, `recovered` when the provider synced again
- * after at least one attempt, and `gave-up` after `maxAttempts` consecutive failures.
+ * after at least one attempt, and `gave-up` after `maxAttempts` consecutive failures (that last
+ * close is then final: the provider emits `closed` with its code, e.g. 1006; check `gaveUp` to
+ * tell it from a 4400-4499 close). An exception thrown by `emit` is rethrown asynchronously so
+ * the provider's close handling is never cut short.
  */
 export const attachRecovery = (
   provider: WebsocketProvider,

@@ -19,6 +19,8 @@ import { attachExtension, type RemoteOrigin } from './extension.ts'
 import { createHistoryApi, type HistoryApi } from './history-api.ts'
 import type { ChangeMeta, VersionRecord, ViolationRecord } from './schema.ts'
 import { createRuntimeApi, type RuntimeApi } from './runtime-api.ts'
+import { attachRecovery, type RecoveryEvent, type RecoveryOptions } from './recovery.ts'
+import { autoCheckpoint, withCheckpoint, type AutoCheckpoint, type AutoCheckpointOptions, type WithCheckpointOptions } from './checkpoints.ts'
 import { DEFAULT_TRANSITIONS, PausedError, isPaused, readRuntime, type TransitionTable } from './runtime.ts'
 
 export interface ChangeEvent {
@@ -69,6 +71,8 @@ export interface OpenWorkflowOptions<S extends z.ZodType | undefined = undefined
   maxBackoffTime?: number
   /** Agent lifecycle: the allowed transitions (default DEFAULT_TRANSITIONS). */
   lifecycle?: { transitions?: TransitionTable }
+  /** Reconnect policy: exponential backoff with jitter (base 100 ms, cap 10 s, unlimited attempts). */
+  recovery?: RecoveryOptions
 }
 
 export type StateOf<S> = S extends z.ZodType ? z.output<S> : JsonObject
@@ -101,6 +105,12 @@ export interface WorkflowHandle<T = JsonObject> extends HistoryApi, RuntimeApi {
   whenSynced: (options?: { timeoutMs?: number }) => Promise<void>
   /** Writes the server refused or reverted: schema violations, writes while paused. */
   violations: () => Promise<ViolationRecord[]>
+  /** Connection recovery events: reconnecting, recovered, gave-up. */
+  onRecovery: (listener: (event: RecoveryEvent) => void) => () => void
+  /** pre_operation snapshot, run fn, restore the snapshot if fn throws (and rethrow), delete it after. */
+  withCheckpoint: <R>(fn: () => R | Promise<R>, options?: WithCheckpointOptions) => Promise<R>
+  /** Routine snapshots every intervalMs (newest `keep` kept), and on task completion / error status when asked. */
+  autoCheckpoint: (options: AutoCheckpointOptions) => AutoCheckpoint
   close: () => Promise<void>
 }
 
@@ -204,9 +214,16 @@ export const openWorkflow = <S extends z.ZodType | undefined = undefined>(
     for (const listener of listeners) listener(change)
   })
 
+  const recoveryListeners = new Set<(event: RecoveryEvent) => void>()
+  const recovery = attachRecovery(provider, options.recovery ?? {}, event => {
+    for (const listener of recoveryListeners) listener(event)
+  })
+
+  // Fires only for final closes: 44xx from the server, or recovery giving up.
   provider.on('closed', (event: { code: number, reason: string }) => {
-    terminal = new AccordError('WORKFLOW_UNAVAILABLE',
-      `server closed workflow ${id}: ${event.code} ${event.reason}`, { code: event.code, reason: event.reason })
+    terminal = recovery.gaveUp
+      ? new AccordError('WORKFLOW_UNAVAILABLE', `gave up reconnecting to workflow ${id} after ${recovery.attempts} attempts`, { code: event.code, reason: event.reason, attempts: recovery.attempts })
+      : new AccordError('WORKFLOW_UNAVAILABLE', `server closed workflow ${id}: ${event.code} ${event.reason}`, { code: event.code, reason: event.reason })
   })
 
   /** One local transaction: describe it to the server, apply it, record who we are. */
@@ -266,6 +283,31 @@ export const openWorkflow = <S extends z.ZodType | undefined = undefined>(
     request: ext.request
   })
 
+  const historyApi = createHistoryApi(ext.request)
+  // Auto-checkpoint policies that also fire on this agent's task completions and error status.
+  const autos = new Set<AutoCheckpoint>()
+  const fire = (reason: 'completion' | 'error'): void => {
+    for (const auto of autos) {
+      if (reason === 'completion' ? auto.onCompletion : auto.onError) void auto.checkpoint(reason).catch(() => {})
+    }
+  }
+  const tasks = {
+    ...runtimeApi.tasks,
+    complete: async (taskId: string, result?: Parameters<RuntimeApi['tasks']['complete']>[1]) => {
+      const done = await runtimeApi.tasks.complete(taskId, result)
+      fire('completion')
+      return done
+    }
+  }
+  const lifecycle = {
+    ...runtimeApi.lifecycle,
+    transition: (...args: Parameters<RuntimeApi['lifecycle']['transition']>) => {
+      const record = runtimeApi.lifecycle.transition(...args)
+      if (record.status === 'error' && (args[1]?.agentId ?? agentId) === agentId) fire('error')
+      return record
+    }
+  }
+
   const handle: WorkflowHandle<T> = {
     id,
     agentId,
@@ -284,11 +326,25 @@ export const openWorkflow = <S extends z.ZodType | undefined = undefined>(
       return commit(next, opts, () => { applyPatchToYjs(root, ops) })
     },
     subscribe,
-    ...createHistoryApi(ext.request),
-    ...runtimeApi,
+    ...historyApi,
+    pause: runtimeApi.pause,
+    resume: runtimeApi.resume,
+    tasks,
+    lifecycle,
     get runtime () { return runtimeApi.runtime },
     get session () { return runtimeApi.session },
     violations: () => ext.request('violations'),
+    onRecovery (listener) {
+      recoveryListeners.add(listener)
+      return () => { recoveryListeners.delete(listener) }
+    },
+    withCheckpoint: (fn, opts) => withCheckpoint(historyApi, fn, opts),
+    autoCheckpoint (opts) {
+      const auto = autoCheckpoint(historyApi, opts)
+      autos.add(auto)
+      const stop = auto.stop
+      return Object.assign(auto, { stop: () => { autos.delete(auto); stop() } })
+    },
     whenSynced (opts) {
       if (provider.synced) return Promise.resolve()
       if (terminal !== null) return Promise.reject(terminal)
@@ -314,6 +370,9 @@ export const openWorkflow = <S extends z.ZodType | undefined = undefined>(
       closed = true
       listeners.clear()
       recordSubs.clear()
+      recoveryListeners.clear()
+      for (const auto of autos) auto.stop()
+      recovery.destroy()
       ext.destroy()
       provider.destroy()
       doc.destroy()

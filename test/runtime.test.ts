@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { z } from 'zod'
-import { startServer, removeTempDirs, type TestServer } from './helpers/server.ts'
+import { startServer, removeTempDirs, restartOnSamePort, type TestServer } from './helpers/server.ts'
 import { closeClients, sdkAgent, stockClient } from './helpers/clients.ts'
 import { waitFor, waitForConvergence } from './helpers/wait.ts'
 import { kill, killChildren, runChild } from './helpers/child.ts'
@@ -225,5 +225,48 @@ describe('validation and drift', () => {
     stock.doc.getMap('state').set('count', 'not a number')
     await waitFor(() => (stock.json() as any).count === 0, { what: 'writer converges back' })
     expect(a.state).toEqual({ count: 0 })
+  })
+})
+
+describe('recovery and checkpoints on the handle', () => {
+  it('emits reconnecting and recovered, and keeps edits made while disconnected', async () => {
+    const srv = await start()
+    const a = sdkAgent(srv.url, 'wf-recover', 'agent-a', { recovery: { baseMs: 20, capMs: 100 } })
+    await a.whenSynced()
+    const events: string[] = []
+    a.onRecovery(e => { events.push(e.type) })
+    a.update(d => { d.before = true })
+    await waitFor(async () => (await headOf(srv, 'wf-recover')) === 1)
+    await srv.stop()
+    await waitFor(() => events.filter(e => e === 'reconnecting').length >= 2, { what: 'reconnect attempts' })
+    a.update(d => { d.offline = true })
+    const again = await restartOnSamePort(srv)
+    servers.push(again)
+    await waitFor(() => events.includes('recovered'), { what: 'recovered' })
+    const b = sdkAgent(again.url, 'wf-recover', 'agent-b')
+    await waitFor(() => b.state.offline === true, { what: 'offline edit synced' })
+    expect(b.state).toEqual({ before: true, offline: true })
+  })
+
+  it('withCheckpoint reverts a failed operation; autoCheckpoint fires on task completion and on the error status', async () => {
+    const srv = await start()
+    const a = sdkAgent(srv.url, 'wf-ckpt', 'agent-a')
+    await a.whenSynced()
+    a.update(d => { d.stage = 'stable' })
+    await expect(a.withCheckpoint(async () => {
+      a.update(d => { d.stage = 'half-done' })
+      throw new Error('tool crashed')
+    })).rejects.toThrow('tool crashed')
+    await waitFor(() => a.state.stage === 'stable', { what: 'reverted' })
+    expect(await a.listSnapshots()).toEqual([])
+
+    const auto = a.autoCheckpoint({ onCompletion: true, onError: true })
+    const task = a.tasks.push({ job: 1 })
+    await waitFor(() => a.tasks.get(task.id) !== undefined)
+    await a.tasks.complete((await a.tasks.claim())!.id)
+    await waitFor(async () => (await a.listSnapshots()).some(s => s.kind === 'routine'), { what: 'completion checkpoint' })
+    a.lifecycle.transition('error')
+    await waitFor(async () => (await a.listSnapshots()).some(s => s.kind === 'recovery'), { what: 'error checkpoint' })
+    auto.stop()
   })
 })

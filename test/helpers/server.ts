@@ -1,6 +1,8 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import os from 'node:os'
+import net from 'node:net'
 import path from 'node:path'
+import { waitFor } from './wait.ts'
 import { createServer, type AccordServer, type ServerOptions } from '../../server/server.ts'
 
 export interface TestServer {
@@ -40,4 +42,17 @@ export const startServer = async (options: ServerOptions & { dataDir?: string } 
   })
   const { url, port } = await server.listen()
   return { server, url, port, dataDir, logs, stop: () => server.close() }
+}
+
+/** Resolves true when nothing listens on the port (binds it briefly to find out). */
+const portIsFree = (port: number): Promise<boolean> => new Promise(resolve => {
+  const probe = net.createServer()
+  probe.once('error', () => { resolve(false) })
+  probe.listen(port, '127.0.0.1', () => { probe.close(() => { resolve(true) }) })
+})
+
+/** A new server on a stopped server's port and data dir; waits (bounded) until the port is free. */
+export const restartOnSamePort = async (old: TestServer, options: ServerOptions = {}): Promise<TestServer> => {
+  await waitFor(() => portIsFree(old.port), { timeoutMs: 10_000, intervalMs: 50, what: `port ${old.port} free again` })
+  return startServer({ ...options, port: old.port, dataDir: old.dataDir })
 }
