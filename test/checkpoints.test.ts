@@ -1,28 +1,17 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import { startServer, removeTempDirs, type TestServer } from './helpers/server.ts'
-import { closeClients, sdkAgent, stockClient } from './helpers/clients.ts'
+import type { startServer } from './helpers/server.ts'
+import { headOf, useServers } from './helpers/use-servers.ts'
+import { sdkAgent, stockClient } from './helpers/clients.ts'
 import { waitFor, waitForConvergence } from './helpers/wait.ts'
 import { autoCheckpoint, withCheckpoint, CheckpointRestoreError, type AutoCheckpoint } from '../src/checkpoints.ts'
 import { AccordError, ClosedError } from '../src/errors.ts'
 import type { HistoryApi } from '../src/history-api.ts'
 import type { SnapshotRecord } from '../src/schema.ts'
 
-const servers: TestServer[] = []
-const start = async (...args: Parameters<typeof startServer>): Promise<TestServer> => {
-  const s = await startServer(...args)
-  servers.push(s)
-  return s
-}
+const { start } = useServers()
+// Registered after useServers, so it runs first: timers stop before their servers do.
 const stops: Array<() => void> = []
-
-afterEach(async () => {
-  for (const stop of stops.splice(0)) stop()
-  await closeClients()
-  await Promise.all(servers.splice(0).map(s => s.stop()))
-  await removeTempDirs()
-})
-
-const headOf = async (srv: TestServer, id: string): Promise<number> => (await srv.server.store.getMeta(id))?.head ?? 0
+afterEach(() => { for (const stop of stops.splice(0)) stop() })
 
 /** Two SDK agents and a stock client on one workflow, synced, with a first stored state. */
 const setup = async (id: string, serverOptions: Parameters<typeof startServer>[0] = {}) => {

@@ -1,24 +1,12 @@
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import jsonpatch from 'fast-json-patch'
-import { startServer, removeTempDirs, type TestServer } from './helpers/server.ts'
+import { headOf, useServers } from './helpers/use-servers.ts'
 import { closeClients, sdkAgent, stockClient } from './helpers/clients.ts'
 import { waitFor, waitForConvergence } from './helpers/wait.ts'
 import type { VersionRecord } from '../src/index.ts'
 
-const servers: TestServer[] = []
-const start = async (...args: Parameters<typeof startServer>): Promise<TestServer> => {
-  const s = await startServer(...args)
-  servers.push(s)
-  return s
-}
+const { start } = useServers()
 
-afterEach(async () => {
-  await closeClients()
-  await Promise.all(servers.splice(0).map(s => s.stop()))
-  await removeTempDirs()
-})
-
-const headOf = async (srv: TestServer, id: string): Promise<number> => (await srv.server.store.getMeta(id))?.head ?? 0
 
 describe('versions and history', () => {
   it('records a version per change with author, description and meta; history pages newest first', async () => {

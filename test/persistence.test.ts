@@ -1,20 +1,9 @@
-import { afterEach, describe, expect, it } from 'vitest'
-import { startServer, removeTempDirs, type TestServer } from './helpers/server.ts'
+import { describe, expect, it } from 'vitest'
+import { useServers } from './helpers/use-servers.ts'
 import { closeClients, sdkAgent, stockClient } from './helpers/clients.ts'
 import { waitFor, waitForConvergence } from './helpers/wait.ts'
 
-const servers: TestServer[] = []
-const start = async (...args: Parameters<typeof startServer>): Promise<TestServer> => {
-  const s = await startServer(...args)
-  servers.push(s)
-  return s
-}
-
-afterEach(async () => {
-  await closeClients()
-  await Promise.all(servers.splice(0).map(s => s.stop()))
-  await removeTempDirs()
-})
+const { start } = useServers()
 
 describe('persistence', () => {
   it('a restarted server on the same data dir serves byte-identical JSON', async () => {

@@ -2,32 +2,14 @@ import { afterEach, describe, expect, it } from 'vitest'
 import * as Y from 'yjs'
 import WebSocket from 'ws'
 import { WebsocketProvider } from 'y-websocket'
-import { startServer, removeTempDirs, restartOnSamePort, type TestServer } from './helpers/server.ts'
+import { headOf, useServers } from './helpers/use-servers.ts'
 import { closeClients, sdkAgent } from './helpers/clients.ts'
 import { waitFor } from './helpers/wait.ts'
 import { attachRecovery, backoffDelay, type Recovery, type RecoveryEvent, type RecoveryOptions } from '../src/recovery.ts'
 
-const servers: TestServer[] = []
-const start = async (...args: Parameters<typeof startServer>): Promise<TestServer> => {
-  const s = await startServer(...args)
-  servers.push(s)
-  return s
-}
+const { start, restart } = useServers()
 const cleanups: Array<() => void> = []
-
-afterEach(async () => {
-  for (const c of cleanups.splice(0)) c()
-  await closeClients()
-  await Promise.all(servers.splice(0).map(s => s.stop()))
-  await removeTempDirs()
-})
-
-/** A new server on the old one's port and data dir (tracked for cleanup). */
-const restart = async (old: TestServer): Promise<TestServer> => {
-  const s = await restartOnSamePort(old)
-  servers.push(s)
-  return s
-}
+afterEach(() => { for (const c of cleanups.splice(0)) c() })
 
 /** A `ws` WebSocket that counts how many sockets the provider opens. */
 const countingWebSocket = () => {
@@ -92,7 +74,6 @@ const expectSocketsAfterDelays = (r: Rig): void => {
 const ofType = <T extends RecoveryEvent['type']>(events: RecoveryEvent[], type: T): Array<Extract<RecoveryEvent, { type: T }>> =>
   events.filter((e): e is Extract<RecoveryEvent, { type: T }> => e.type === type)
 
-const headOf = async (srv: TestServer, id: string): Promise<number> => (await srv.server.store.getMeta(id))?.head ?? 0
 
 describe('backoffDelay', () => {
   const opts = { baseMs: 100, capMs: 10_000, jitter: 0.2 }

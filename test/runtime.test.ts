@@ -1,26 +1,13 @@
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { z } from 'zod'
-import { startServer, removeTempDirs, restartOnSamePort, type TestServer } from './helpers/server.ts'
-import { closeClients, sdkAgent, stockClient } from './helpers/clients.ts'
+import { headOf, useServers } from './helpers/use-servers.ts'
+import { sdkAgent, stockClient } from './helpers/clients.ts'
 import { waitFor, waitForConvergence } from './helpers/wait.ts'
-import { kill, killChildren, runChild } from './helpers/child.ts'
+import { kill, runChild } from './helpers/child.ts'
 import { InvalidTransitionError, PausedError, type VersionRecord } from '../src/index.ts'
 
-const servers: TestServer[] = []
-const start = async (...args: Parameters<typeof startServer>): Promise<TestServer> => {
-  const s = await startServer(...args)
-  servers.push(s)
-  return s
-}
+const { start, restart } = useServers()
 
-afterEach(async () => {
-  await killChildren()
-  await closeClients()
-  await Promise.all(servers.splice(0).map(s => s.stop()))
-  await removeTempDirs()
-})
-
-const headOf = async (srv: TestServer, id: string): Promise<number> => (await srv.server.store.getMeta(id))?.head ?? 0
 
 describe('agent lifecycle', () => {
   it('validates transitions against the table, keeps history, syncs, and softReset returns to idle', async () => {
@@ -240,8 +227,7 @@ describe('recovery and checkpoints on the handle', () => {
     await srv.stop()
     await waitFor(() => events.filter(e => e === 'reconnecting').length >= 2, { what: 'reconnect attempts' })
     a.update(d => { d.offline = true })
-    const again = await restartOnSamePort(srv)
-    servers.push(again)
+    const again = await restart(srv)
     await waitFor(() => events.includes('recovered'), { what: 'recovered' })
     const b = sdkAgent(again.url, 'wf-recover', 'agent-b')
     await waitFor(() => b.state.offline === true, { what: 'offline edit synced' })
