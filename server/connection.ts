@@ -14,6 +14,8 @@ import { CloseCodes, type CloseCode } from '../src/close-codes.ts'
 import { MessageType, encodeFramed, readFramed } from '../src/protocol.ts'
 import { ChangeMetaSchema, type ChangeMeta } from '../src/schema.ts'
 import type { Logger } from './log.ts'
+import { ANONYMOUS, type Principal } from './auth.ts'
+import { readState } from '../src/json-yjs.ts'
 import { encodeAwareness, type Peer, type Workflow } from './workflow.ts'
 import { z } from 'zod'
 
@@ -21,8 +23,6 @@ export interface ConnectionOptions {
   maxMessageSize: number
   pingIntervalMs: number
   log: Logger
-  /** Agent id recorded as the author of this connection's changes. */
-  agentId: string
   /** Whether the client announced the Accord extension (messages >= 100). */
   extended: boolean
   onClose: (conn: Connection) => void
@@ -47,8 +47,12 @@ const toBytes = (data: RawData): Uint8Array =>
 export class Connection implements Peer {
   readonly id = nextId++
   readonly workflowId: string
-  readonly agentId: string
   readonly extended: boolean
+  /** Who is on the other end (set by authorize, before any message is handled). */
+  principal: Principal = ANONYMOUS('anonymous')
+  /** Paths this connection may write, or null when unrestricted. */
+  writePaths: string[] | null = null
+  private canWrite = true
   workflow: Workflow | null = null
   /** Change-record subscriptions of this connection, by id. */
   readonly subscriptions = new Map<number, () => void>()
@@ -66,7 +70,6 @@ export class Connection implements Peer {
     this.ws = ws
     this.workflowId = workflowId
     this.opts = opts
-    this.agentId = opts.agentId
     this.extended = opts.extended
     ws.on('message', this.onMessage)
     ws.on('close', this.onSocketClose)
@@ -83,6 +86,15 @@ export class Connection implements Peer {
   }
 
   get isClosed (): boolean { return this.closed }
+
+  /** Agent id recorded as the author of this connection's changes (from its token when auth is on). */
+  get agentId (): string { return this.principal.agentId }
+
+  authorize (principal: Principal): void {
+    this.principal = principal
+    this.canWrite = principal.can(this.workflowId, 'write')
+    this.writePaths = principal.writePaths(this.workflowId)
+  }
 
   takeDescription (): { description?: string, meta?: ChangeMeta } | undefined {
     const d = this.description
@@ -216,12 +228,24 @@ export class Connection implements Peer {
       case syncProtocol.messageYjsSyncStep2:
       case syncProtocol.messageYjsUpdate:
         // Not y-protocols' readSyncStep2: it swallows errors, and a bad update must close the socket.
-        Y.applyUpdate(workflow.doc, decoding.readVarUint8Array(decoder), this)
-        workflow.checkRemoteWrite(this)
+        this.applyUpdate(workflow, decoding.readVarUint8Array(decoder))
         break
       default:
         throw new Error(`unknown sync message type ${syncType}`)
     }
+  }
+
+  private applyUpdate (workflow: Workflow, update: Uint8Array): void {
+    if (!this.canWrite) {
+      // A read-only client still answers the server's sync step 1, usually with nothing.
+      const { structs, ds } = Y.decodeUpdate(update)
+      if (structs.length > 0 || ds.clients.size > 0) this.reject(CloseCodes.forbidden, 'read-only token: updates are refused')
+      return
+    }
+    // A path-limited writer's change is checked against what was there before it.
+    const before = this.writePaths === null ? undefined : readState(workflow.doc)
+    Y.applyUpdate(workflow.doc, update, this)
+    workflow.checkRemoteWrite(this, before)
   }
 
   private readonly onSocketClose = (): void => {

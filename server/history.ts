@@ -43,6 +43,8 @@ export interface HistoryContext {
   store: Store
   registry: Registry
   snapshots: SnapshotPolicy
+  /** Called for every snapshot taken (metrics). */
+  onSnapshot?: (record: SnapshotRecord) => void
 }
 
 const DAY = 24 * 60 * 60 * 1000
@@ -52,7 +54,8 @@ const origin = (agentId: string, description: string): ChangeOrigin => ({
   takeDescription: () => ({ description })
 })
 
-const requireMeta = async (ctx: HistoryContext, id: string): Promise<WorkflowMeta> => {
+/** The workflow's meta; NotFoundError when it does not exist. */
+export const requireMeta = async (ctx: HistoryContext, id: string): Promise<WorkflowMeta> => {
   assertWorkflowId(id)
   const meta = await ctx.store.getMeta(id)
   if (meta !== null) return meta
@@ -152,6 +155,7 @@ export const createSnapshot = async (ctx: HistoryContext, id: string, options: C
     createdBy: options.by ?? 'accord'
   }
   await ctx.store.putSnapshot(record)
+  ctx.onSnapshot?.(record)
   await pruneSnapshots(ctx, id)
   return record
 }

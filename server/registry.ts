@@ -6,7 +6,11 @@
 import type { CloseCode } from '../src/close-codes.ts'
 import { Workflow, type WorkflowOptions } from './workflow.ts'
 
-export type RegistryOptions = Omit<WorkflowOptions, 'onFailure'> & { graceMs: number }
+export type RegistryOptions = Omit<WorkflowOptions, 'onFailure'> & {
+  graceMs: number
+  /** Called after each load, with its duration, or with the error that stopped it. */
+  onLoad?: (workflowId: string, seconds: number, error?: Error) => void
+}
 
 interface Entry {
   id: string
@@ -27,6 +31,8 @@ export interface Registry {
   drop: (id: string, code: CloseCode) => Promise<void>
   /** The loaded workflow, if it is in memory and ready. */
   get: (id: string) => Workflow | undefined
+  /** Every loaded, ready workflow. */
+  all: () => Workflow[]
   /** Flushes and releases every workflow. */
   close: () => Promise<void>
 }
@@ -60,13 +66,16 @@ export const createRegistry = (opts: RegistryOptions): Registry => {
 
   const create = (id: string): Entry => {
     const entry: Entry = { id, promise: Promise.resolve(null as never), workflow: null, refs: 0, timer: null, closing: null }
+    const started = performance.now()
     entry.promise = Workflow.load(id, { ...opts, onFailure }).then(
       workflow => {
+        opts.onLoad?.(id, (performance.now() - started) / 1000)
         entry.workflow = workflow
         return workflow
       },
       err => {
         opts.log.error('loading workflow failed', { workflowId: id, error: (err as Error).message, code: (err as { code?: string }).code })
+        opts.onLoad?.(id, (performance.now() - started) / 1000, err as Error)
         remove(entry)
         throw err
       }
@@ -142,5 +151,7 @@ export const createRegistry = (opts: RegistryOptions): Registry => {
     }))
   }
 
-  return { acquire, release, loaded: () => Array.from(entries.keys()), drop, get, close }
+  const all = (): Workflow[] => Array.from(entries.values()).flatMap(e => e.closing === null && e.workflow !== null ? [e.workflow] : [])
+
+  return { acquire, release, loaded: () => Array.from(entries.keys()), drop, get, all, close }
 }

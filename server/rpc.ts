@@ -8,6 +8,7 @@ import { TaskKindSchema } from '../src/runtime.ts'
 import { claimTask, completeTask, failTask } from './runtime.ts'
 import { WorkflowIdSchema } from '../src/workflow-id.ts'
 import type { Connection } from './connection.ts'
+import { ForbiddenError, type Right } from './auth.ts'
 import type { Workflow } from './workflow.ts'
 import type { ChangeFeed } from './feed.ts'
 import * as history from './history.ts'
@@ -37,6 +38,27 @@ const methods = {
 
 export type Method = keyof typeof methods
 
+/** The right each request needs on its workflow. */
+const RIGHTS: Record<Method, Right> = {
+  history: 'read',
+  stateAt: 'read',
+  diff: 'read',
+  listSnapshots: 'read',
+  conflicts: 'read',
+  violations: 'read',
+  subscribe: 'read',
+  unsubscribe: 'read',
+  createSnapshot: 'write',
+  restore: 'write',
+  claimTask: 'write',
+  completeTask: 'write',
+  failTask: 'write',
+  deleteSnapshot: 'admin',
+  fork: 'admin',
+  promote: 'admin',
+  discard: 'admin'
+}
+
 /** Runs `fn` on the loaded workflow (loading it if needed) and releases it after. */
 const withLoaded = async <T>(ctx: history.HistoryContext, id: string, fn: (wf: Workflow) => Promise<T>): Promise<T> => {
   const wf = await ctx.registry.acquire(id)
@@ -60,6 +82,9 @@ export const handleRequest = async (ctx: history.HistoryContext & { feed: Change
   const p = parsed.data as Record<string, any>
   const id: string = p.workflowId ?? conn.workflowId
   const by = conn.agentId
+  const target: string = p.forkId ?? id
+  const right = RIGHTS[method]
+  if (!conn.principal.can(target, right)) throw new ForbiddenError(`${by} may not ${method} on ${target} (needs ${right})`)
   switch (method) {
     case 'history': return history.history(ctx, id, { limit: p.limit, before: p.before })
     case 'stateAt': return history.stateAt(ctx, id, p.version)

@@ -10,7 +10,7 @@ import path from 'node:path'
 import type { AddressInfo } from 'node:net'
 import { WebSocketServer, type WebSocket } from 'ws'
 import { CloseCodes } from '../src/close-codes.ts'
-import { ClosedError } from '../src/errors.ts'
+import { AccordError, ClosedError } from '../src/errors.ts'
 import type { JsonValue } from '../src/json.ts'
 import { applyPatchToYjs } from '../src/patch.ts'
 import { stateRoot } from '../src/json-yjs.ts'
@@ -26,10 +26,13 @@ import { createLogger, type Logger, type LoggerOptions } from './log.ts'
 import { createRegistry, type Registry } from './registry.ts'
 import { archiveOldVersions, type RetentionPolicy } from './retention.ts'
 import { handleRequest } from './rpc.ts'
+import { handleApi, sendError } from './http.ts'
+import { createMetrics, type Metrics } from './metrics.ts'
+import { ANONYMOUS, createVerifier, type AuthOptions, type Principal, type Verifier } from './auth.ts'
 import { createRuntimeMonitor, type RuntimeMonitor } from './runtime.ts'
 import { openLevelStore } from './store/level.ts'
 import type { Store, WorkflowMeta } from './store/store.ts'
-import type { Workflow } from './workflow.ts'
+import type { Workflow, WorkflowOptions } from './workflow.ts'
 
 /** Return a value to override the CRDT's pick (recorded as a resolution), or undefined to keep it. */
 export type ConflictResolver = (conflict: ConflictRecord) => { value: JsonValue } | undefined | Promise<{ value: JsonValue } | undefined>
@@ -69,6 +72,8 @@ export interface ServerOptions {
   lifecycle?: { timeouts?: Partial<Record<AgentStatus, number>>, checkIntervalMs?: number }
   /** zod schemas checked after every applied update, by workflow id (see also registerSchema). */
   schemas?: Record<string, ZodType> | ((workflowId: string) => ZodType | undefined)
+  /** Require signed tokens (JWT) on every WebSocket and HTTP request. Without it the server only listens on loopback. */
+  auth?: AuthOptions
   /** A logger, or options for the built-in JSON logger. */
   log?: Logger | LoggerOptions
 }
@@ -112,6 +117,9 @@ const isLogger = (value: unknown): value is Logger =>
 
 const DAY = 24 * 60 * 60 * 1000
 
+const bearer = (header: string | undefined): string | undefined =>
+  header !== undefined && header.startsWith('Bearer ') ? header.slice(7).trim() : undefined
+
 export const createServer = (options: ServerOptions = {}): AccordServer => {
   const host = options.host ?? '127.0.0.1'
   const port = options.port ?? 1234
@@ -133,6 +141,9 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
   let registry: Registry | null = null
   let feed: ChangeFeed | null = null
   let monitor: RuntimeMonitor | null = null
+  let verifier: Verifier | null = null
+  let metrics: Metrics | null = null
+  const streams = new Set<http.ServerResponse>()
   let httpServer: http.Server | null = null
   let wss: WebSocketServer | null = null
   let sweepTimer: ReturnType<typeof setInterval> | null = null
@@ -150,7 +161,7 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
 
   const ctx = (): history.HistoryContext & { feed: ChangeFeed } => {
     if (store === null || registry === null || feed === null) throw new ClosedError('server (call listen() first)')
-    return { store, registry, feed, snapshots }
+    return { store, registry, feed, snapshots, onSnapshot: () => { metrics?.snapshot() } }
   }
 
   const resolve = async (wf: Workflow, conflict: ConflictRecord): Promise<void> => {
@@ -164,7 +175,8 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
     await ctx().store.putConflict({ ...conflict, resolution: { value: decision.value, version: wf.head, by } })
   }
 
-  const onVersion = (wf: Workflow, record: Parameters<ChangeFeed['publish']>[0], conflicts: ConflictRecord[]): void => {
+  const onVersion: WorkflowOptions['onVersion'] = (wf, record, conflicts, stats) => {
+    metrics?.version(wf, record, stats, conflicts.length)
     feed?.publish(record)
     for (const conflict of conflicts) {
       log.info('conflict', { workflowId: wf.id, path: conflict.path, winner: conflict.winner, version: conflict.version })
@@ -210,7 +222,6 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
       maxMessageSize,
       pingIntervalMs: options.pingIntervalMs ?? 30_000,
       log,
-      agentId: (params.get(AGENT_PARAM) ?? '').slice(0, 200) || 'anonymous',
       extended: params.get(EXTENSION_PARAM) === '1',
       onClose: c => {
         connections.delete(c)
@@ -219,18 +230,55 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
       onRequest: (c, body) => handleRequest(ctx(), c, body)
     })
     connections.add(conn)
-    reg.acquire(id).then(
-      workflow => {
-        if (conn.isClosed) reg.release(workflow)
-        else conn.attach(workflow)
+    // Input is buffered by the connection until it is attached, so nothing is lost while the
+    // token is checked and the workflow loads.
+    void authenticate(params.get('token') ?? bearer(req.headers.authorization), params.get(AGENT_PARAM)).then(
+      principal => {
+        if (conn.isClosed) return
+        if (!principal.can(id, 'read')) {
+          log.warn('rejected connection', { reason: 'forbidden', workflowId: id, agent: principal.agentId })
+          conn.close(CloseCodes.forbidden, `no read access to ${id}`)
+          return
+        }
+        conn.authorize(principal)
+        reg.acquire(id).then(
+          workflow => {
+            if (conn.isClosed) reg.release(workflow)
+            else conn.attach(workflow)
+          },
+          (err: Error) => { conn.close(CloseCodes.loadFailure, err.message) }
+        )
       },
-      (err: Error) => { conn.close(CloseCodes.loadFailure, err.message) }
+      (err: Error) => {
+        log.warn('rejected connection', { reason: err.message, workflowId: id })
+        conn.close(CloseCodes.unauthorized, err.message)
+      }
     )
+  }
+
+  /** The principal of a request: from its token when auth is on, else anyone (named by ?agent=). */
+  const authenticate = async (token: string | null | undefined, claimedAgent: string | null): Promise<Principal> => {
+    if (verifier !== null) return verifier.verify(token)
+    return ANONYMOUS((claimedAgent ?? '').slice(0, 200) || 'anonymous')
   }
 
   const listen = async (): Promise<{ host: string, port: number, url: string }> => {
     if (state !== 'new') throw new ClosedError('server (listen() may be called once)')
     state = 'listening'
+    try {
+      return await start()
+    } catch (err) {
+      state = 'new'
+      await close().catch(() => {})
+      throw err
+    }
+  }
+
+  const start = async (): Promise<{ host: string, port: number, url: string }> => {
+    if (options.auth !== undefined) verifier = await createVerifier(options.auth)
+    else if (!['127.0.0.1', 'localhost', '::1'].includes(host)) {
+      throw new AccordError('INVALID_REQUEST', `refusing to listen on ${host} without auth: configure auth (a secret or public key) or bind to 127.0.0.1`)
+    }
     if (store === null) store = await openLevelStore(path.resolve(options.dataDir ?? './data'))
     feed = createChangeFeed(store)
     const reg = createRegistry({
@@ -242,6 +290,10 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
       quotaBytes: options.quotaBytes ?? Number.POSITIVE_INFINITY,
       onVersion,
       onKeyframe,
+      onLoad: (id, seconds, error) => {
+        if (error === undefined) metrics?.loaded(seconds)
+        else if ((error as AccordError).code === 'CORRUPT_DATA') metrics?.corrupt(id)
+      },
       timeouts,
       onDeadline: (wf, deadline) => { monitor?.note(wf.id, deadline) },
       schemaFor
@@ -249,10 +301,26 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
     registry = reg
     monitor = createRuntimeMonitor({ registry: reg, store, log, timeouts, checkIntervalMs: options.lifecycle?.checkIntervalMs ?? 1000 })
     await monitor.start()
+    metrics = createMetrics({ connections: () => connections.size, loaded: () => reg.all() })
+    const httpCtx = {
+      ...ctx(),
+      log,
+      maxBodySize: maxMessageSize,
+      authenticate,
+      schemaFor,
+      withWorkflow: async <T>(id: string, fn: (wf: Workflow) => Promise<T>): Promise<T> => {
+        const wf = await reg.acquire(id)
+        try {
+          return await fn(wf)
+        } finally {
+          reg.release(wf)
+        }
+      },
+      keepAliveMs: 15_000,
+      streams
+    }
     const server = http.createServer((req, res) => {
-      const body = req.url === '/healthz' ? { ok: true } : { error: { code: 'NOT_FOUND', message: 'not found' } }
-      res.writeHead(req.url === '/healthz' ? 200 : 404, { 'content-type': 'application/json' })
-      res.end(JSON.stringify(body))
+      void handleHttp(req, res, httpCtx)
     })
     // ws enforces a hard ceiling while reading (1009); our own check gives 4413 below it.
     const sockets = new WebSocketServer({ noServer: true, maxPayload: maxMessageSize * 2 })
@@ -276,13 +344,35 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
     sweepTimer.unref()
     const addr = server.address() as AddressInfo
     const url = `ws://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`
-    log.info('accord listening', { url, dataDir: ownsStore ? path.resolve(options.dataDir ?? './data') : undefined })
+    log.info('accord listening', { url, dataDir: ownsStore ? path.resolve(options.dataDir ?? './data') : undefined, auth: verifier !== null })
+    if (verifier === null) log.warn('no auth configured: listening on loopback only, and every local client may read and write every workflow')
     return { host: addr.address, port: addr.port, url }
+  }
+
+  const handleHttp = async (req: http.IncomingMessage, res: http.ServerResponse, httpCtx: Parameters<typeof handleApi>[0]): Promise<void> => {
+    const pathname = (req.url ?? '/').split('?')[0]
+    try {
+      if (pathname === '/healthz') {
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ok: true }))
+      } else if (pathname === '/readyz') {
+        const ready = state === 'listening'
+        res.writeHead(ready ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify({ ready, state }))
+      } else if (pathname === '/metrics') {
+        if (verifier !== null) await httpCtx.authenticate(bearer(req.headers.authorization), null)
+        const registry = (metrics as Metrics).registry
+        res.writeHead(200, { 'content-type': registry.contentType }).end(await registry.metrics())
+      } else if (!await handleApi(httpCtx, req, res)) {
+        sendError(res, new AccordError('NOT_FOUND', `no route ${pathname}`))
+      }
+    } catch (err) {
+      sendError(res, err, log)
+    }
   }
 
   const close = async (): Promise<void> => {
     if (state === 'closed' || state === 'closing') return
     state = 'closing'
+    for (const stream of Array.from(streams)) stream.end()
     if (sweepTimer !== null) clearInterval(sweepTimer)
     for (const conn of Array.from(connections)) conn.close(CloseCodes.shuttingDown)
     wss?.close()

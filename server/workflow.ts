@@ -26,6 +26,7 @@ import { MessageType, encodeFramed } from '../src/protocol.ts'
 import type { ChangeMeta, ConflictRecord, JsonPatchOp, VersionRecord, ViolationRecord } from '../src/schema.ts'
 import { AGENTS_ROOT } from '../src/agents.ts'
 import { detectConflicts, type DetectedConflict } from './conflicts.ts'
+import { pathMatches } from './auth.ts'
 import type { Logger } from './log.ts'
 import { emptyMeta, type Store, type WorkflowMeta } from './store/store.ts'
 
@@ -41,6 +42,8 @@ export interface Peer extends ChangeOrigin {
   readonly id: number
   /** Speaks Accord's extension (gets author annotations). */
   readonly extended: boolean
+  /** Paths this peer may write (JSON-pointer patterns), or null when unrestricted. */
+  readonly writePaths: string[] | null
   send: (message: Uint8Array) => void
   close: (code: CloseCode, detail?: string) => void
 }
@@ -57,7 +60,7 @@ export interface WorkflowOptions {
   /** Called once when a write failed for good; the owner unloads the workflow. */
   onFailure: (workflow: Workflow, error: Error) => void
   /** Called after each version is durable and broadcast. */
-  onVersion: (workflow: Workflow, record: VersionRecord, conflicts: ConflictRecord[]) => void
+  onVersion: (workflow: Workflow, record: VersionRecord, conflicts: ConflictRecord[], stats: { seconds: number, updates: number, bytes: number }) => void
   /** Called after a keyframe was written (retention runs then). */
   onKeyframe: (workflow: Workflow) => void
   /** Per-status lifecycle timeouts, to compute the runtime's next deadline. */
@@ -174,6 +177,8 @@ export class Workflow {
   /** The newest version cut so far (durable once `whenFlushed` resolves). */
   get head (): number { return this.meta.head }
   get forkOf (): WorkflowMeta['forkOf'] { return this.meta.forkOf }
+  /** Bytes written for this workflow (what the quota counts). */
+  get storedBytes (): number { return this.meta.bytes }
 
   addPeer (peer: Peer): void {
     this.peers.set(peer, new Set())
@@ -213,12 +218,21 @@ export class Workflow {
    * last valid values (a Yjs update cannot be dropped: later updates depend on it). The two are
    * persisted and broadcast together, so other peers never see the invalid state.
    */
-  checkRemoteWrite (peer: Peer): void {
+  checkRemoteWrite (peer: Peer, before?: JsonObject): void {
     const entry = this.pending[this.pending.length - 1]
     if (entry === undefined || entry.origin !== peer || entry.ops.length === 0 || this.failed) return
     const now = Date.now()
     const paths = Array.from(new Set(entry.ops.map(op => op.path)))
     if (isPaused(this.doc)) entry.violations.push({ kind: 'paused', agent: peer.agentId, paths, reverted: false, at: now })
+    if (peer.writePaths !== null && before !== undefined) {
+      const allowed = peer.writePaths
+      const outside = paths.filter(path => !allowed.some(pattern => pathMatches(pattern, path)))
+      if (outside.length > 0) {
+        entry.violations.push({ kind: 'scope', agent: peer.agentId, paths: outside, reverted: true, at: now })
+        this.compensate(entry, before, `reverted a change by ${peer.agentId} outside its paths`)
+        return
+      }
+    }
     const schema = this.opts.schemaFor?.(this.id)
     if (schema === undefined) return
     const state = readState(this.doc)
@@ -229,11 +243,15 @@ export class Workflow {
     }
     const issues = result.error.issues.map(i => ({ ...i, path: i.path.map(p => typeof p === 'symbol' ? String(p) : p) }))
     entry.violations.push({ kind: 'schema', agent: peer.agentId, paths: issues.map(i => toPointer(i.path)), issues, reverted: true, at: now })
-    this.opts.log.warn('schema violation reverted', { workflowId: this.id, agent: peer.agentId, paths })
-    const lastValid = this.lastValid
-    this.doc.transact(() => { setMapContents(stateRoot(this.doc), lastValid) }, {
+    this.compensate(entry, this.lastValid, `reverted an invalid change by ${peer.agentId}`)
+  }
+
+  /** Writes `target` back as a server change glued to `entry` (stored and broadcast with it). */
+  private compensate (entry: Pending, target: JsonObject, description: string): void {
+    this.opts.log.warn('change reverted', { workflowId: this.id, description })
+    this.doc.transact(() => { setMapContents(stateRoot(this.doc), target) }, {
       agentId: 'accord:validator',
-      takeDescription: () => ({ description: `reverted an invalid change by ${peer.agentId}` })
+      takeDescription: () => ({ description })
     } satisfies ChangeOrigin)
     const compensation = this.pending[this.pending.length - 1]
     if (compensation !== undefined && compensation !== entry) compensation.compensates = true
@@ -344,6 +362,7 @@ export class Workflow {
   private async persist (batch: Pending[], commit: ReturnType<Workflow['cut']>): Promise<void> {
     if (this.failed) return
     const { store } = this.opts
+    const started = performance.now()
     try {
       await this.withRetry(() => store.commit(this.id, {
         meta: commit.meta,
@@ -370,7 +389,11 @@ export class Workflow {
         this.relay(update, origin, description, [origin])
       }
     }
-    this.opts.onVersion(this, commit.record, commit.conflicts)
+    this.opts.onVersion(this, commit.record, commit.conflicts, {
+      seconds: (performance.now() - started) / 1000,
+      updates: batch.length,
+      bytes: batch.reduce((n, p) => n + p.update.length, 0)
+    })
     if (commit.keyframe !== undefined) this.opts.onKeyframe(this)
   }
 

@@ -6,6 +6,8 @@
 export const CloseCodes = {
   badMessage: { code: 4400, reason: 'malformed message' },
   invalidWorkflowId: { code: 4400, reason: 'invalid workflow id' },
+  unauthorized: { code: 4401, reason: 'unauthorized' },
+  forbidden: { code: 4403, reason: 'forbidden' },
   tooLarge: { code: 4413, reason: 'message too large' },
   quotaExceeded: { code: 4413, reason: 'storage quota exceeded' },
   deleted: { code: 4404, reason: 'workflow deleted' },

@@ -7,9 +7,9 @@
 import type * as Y from 'yjs'
 import { AccordError } from './errors.ts'
 import { assertJson, type JsonValue } from './json.ts'
-import { setAt, setMapContents, yToJson } from './json-yjs.ts'
+import { setAt } from './json-yjs.ts'
 import {
-  DEFAULT_TRANSITIONS, InvalidTransitionError, MAX_HISTORY, readRuntime, readTask, runtimeMap,
+  DEFAULT_TRANSITIONS, isPaused, newTaskRecord, writePause, writeResume, readAgent, readRuntime, readTask, runtimeMap, softResetRecord, transitionRecord,
   type AgentRecord, type AgentStatus, type RuntimeState, type SessionRecord, type TaskKind, type TaskRecord, type TransitionTable
 } from './runtime.ts'
 
@@ -59,12 +59,6 @@ export interface RuntimeApi {
 
 export const createRuntimeApi = (deps: RuntimeDeps): RuntimeApi => {
   const { doc, agentId, transitions } = deps
-  let seq = 0
-
-  const record = (id: string): AgentRecord | undefined => {
-    const value = runtimeMap(doc, 'agents').get(id)
-    return value === undefined ? undefined : yToJson(value) as unknown as AgentRecord
-  }
 
   const writeAgent = (id: string, next: AgentRecord, description: string): AgentRecord => {
     deps.write(() => { setAt(runtimeMap(doc, 'agents'), id, next as unknown as JsonValue) }, description)
@@ -72,53 +66,23 @@ export const createRuntimeApi = (deps: RuntimeDeps): RuntimeApi => {
   }
 
   const lifecycle: Lifecycle = {
-    get: (id = agentId) => record(id),
+    get: (id = agentId) => readAgent(doc, id),
     all: () => readRuntime(doc).agents,
     transition (to, options = {}) {
       const id = options.agentId ?? agentId
-      const current = record(id)
-      const from: AgentStatus = current?.status ?? 'idle'
-      if (current !== undefined || to !== 'idle') {
-        if (!(transitions[from] ?? []).includes(to)) throw new InvalidTransitionError(id, from, to)
-      }
       if (options.metadata !== undefined) assertJson(options.metadata)
-      const at = Date.now()
-      const history = [...(current?.history ?? []), { from, to, at, ...(options.metadata === undefined ? {} : { metadata: options.metadata }) }]
-      return writeAgent(id, {
-        status: to,
-        since: at,
-        metadata: options.metadata ?? {},
-        history: history.slice(-MAX_HISTORY)
-      }, `${id}: ${from} -> ${to}`)
+      const current = readAgent(doc, id)
+      const next = transitionRecord(id, current, to, options.metadata, transitions)
+      return writeAgent(id, next, `${id}: ${current?.status ?? 'idle'} -> ${to}`)
     },
-    softReset (id = agentId) {
-      const current = record(id)
-      const at = Date.now()
-      const history = [...(current?.history ?? []), { from: current?.status ?? 'idle', to: 'idle' as const, at, reset: true }]
-      return writeAgent(id, { status: 'idle', since: at, metadata: {}, history: history.slice(-MAX_HISTORY) }, `${id}: soft reset to idle`)
-    }
+    softReset: (id = agentId) => writeAgent(id, softResetRecord(readAgent(doc, id)), `${id}: soft reset to idle`)
   }
 
   const tasks: Tasks = {
     push (payload, options = {}) {
       assertJson(payload)
-      const id = options.id ?? `task-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 10)}`
-      const task: TaskRecord = {
-        id,
-        kind: options.kind ?? 'stack',
-        // Milliseconds plus a per-handle counter: pushes of one agent keep their order.
-        seq: Date.now() + (seq++ % 1000) / 1000,
-        payload,
-        status: 'pending',
-        createdAt: Date.now(),
-        createdBy: agentId,
-        claimedBy: null,
-        claimedAt: null,
-        leaseMs: null,
-        attempts: 0,
-        maxRetries: options.maxRetries ?? 3
-      }
-      deps.write(() => { setAt(runtimeMap(doc, 'tasks'), id, task as unknown as JsonValue) }, `${agentId} pushed task ${id}`)
+      const task = newTaskRecord(agentId, payload, options)
+      deps.write(() => { setAt(runtimeMap(doc, 'tasks'), task.id, task as unknown as JsonValue) }, `${agentId} pushed task ${task.id}`)
       return task
     },
     claim: (options = {}) => deps.request('claimTask', options),
@@ -137,24 +101,12 @@ export const createRuntimeApi = (deps: RuntimeDeps): RuntimeApi => {
     get session () { return readRuntime(doc).session },
     pause (reason, metadata) {
       if (metadata !== undefined) assertJson(metadata)
-      deps.write(() => {
-        setMapContents(runtimeMap(doc, 'session'), {
-          paused: true, reason, metadata: metadata ?? {}, pausedAt: Date.now(), pausedBy: agentId
-        })
-      }, `${agentId} paused: ${reason}`)
+      deps.write(() => { writePause(doc, agentId, reason, metadata) }, `${agentId} paused: ${reason}`)
     },
     resume (additionalContext) {
       if (additionalContext !== undefined) assertJson(additionalContext)
-      const session = readRuntime(doc).session
-      if (!session.paused) throw new AccordError('INVALID_REQUEST', 'the workflow is not paused')
-      deps.write(() => {
-        const map = runtimeMap(doc, 'session')
-        map.set('paused', false)
-        map.set('resumedAt', Date.now())
-        map.set('resumedBy', agentId)
-        const context = runtimeMap(doc, 'context')
-        for (const [k, v] of Object.entries(additionalContext ?? {})) if (v !== undefined) setAt(context, k, v as JsonValue)
-      }, `${agentId} resumed`, true)
+      if (!isPaused(doc)) throw new AccordError('INVALID_REQUEST', 'the workflow is not paused')
+      deps.write(() => { writeResume(doc, agentId, additionalContext) }, `${agentId} resumed`, true)
     }
   }
 }

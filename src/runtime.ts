@@ -13,7 +13,8 @@
 import * as Y from 'yjs'
 import { z } from 'zod'
 import { AccordError } from './errors.ts'
-import { yToJson } from './json-yjs.ts'
+import { setAt, setMapContents, yToJson } from './json-yjs.ts'
+import type { JsonObject, JsonValue } from './json.ts'
 
 export const RUNTIME_ROOTS = {
   agents: 'accord:lifecycle',
@@ -195,4 +196,62 @@ export const nextPendingTask = (doc: Y.Doc, kind: TaskKind): string | null => {
     }
   }
   return best
+}
+
+/** The record after moving `current` to `to`; throws InvalidTransitionError when the table forbids it. */
+export const transitionRecord = (
+  agentId: string, current: AgentRecord | undefined, to: AgentStatus,
+  metadata: Record<string, unknown> | undefined, table: TransitionTable, now = Date.now()
+): AgentRecord => {
+  const from: AgentStatus = current?.status ?? 'idle'
+  // A new agent starts in idle; declaring that needs no transition.
+  if ((current !== undefined || to !== 'idle') && !(table[from] ?? []).includes(to)) throw new InvalidTransitionError(agentId, from, to)
+  const step = { from, to, at: now, ...(metadata === undefined ? {} : { metadata }) }
+  return { status: to, since: now, metadata: metadata ?? {}, history: [...(current?.history ?? []), step].slice(-MAX_HISTORY) }
+}
+
+/** Back to idle whatever the table says, keeping the history. */
+export const softResetRecord = (current: AgentRecord | undefined, now = Date.now()): AgentRecord => {
+  const step = { from: current?.status ?? 'idle', to: 'idle' as const, at: now, reset: true }
+  return { status: 'idle', since: now, metadata: {}, history: [...(current?.history ?? []), step].slice(-MAX_HISTORY) }
+}
+
+export const readAgent = (doc: Y.Doc, agentId: string): AgentRecord | undefined => {
+  const value = runtimeMap(doc, 'agents').get(agentId)
+  return value === undefined ? undefined : yToJson(value) as unknown as AgentRecord
+}
+
+let taskCounter = 0
+
+export const newTaskRecord = (
+  createdBy: string, payload: unknown, options: { kind?: TaskKind, maxRetries?: number, id?: string } = {}, now = Date.now()
+): TaskRecord => ({
+  id: options.id ?? `task-${now.toString(36)}-${Math.random().toString(36).slice(2, 10)}`,
+  kind: options.kind ?? 'stack',
+  // Milliseconds plus a counter: pushes within one millisecond keep their order.
+  seq: now + (taskCounter++ % 1000) / 1000,
+  payload,
+  status: 'pending',
+  createdAt: now,
+  createdBy,
+  claimedBy: null,
+  claimedAt: null,
+  leaseMs: null,
+  attempts: 0,
+  maxRetries: options.maxRetries ?? 3
+})
+
+/** Writes a pause (call inside a transaction). */
+export const writePause = (doc: Y.Doc, agentId: string, reason: string, metadata: Record<string, unknown> | undefined): void => {
+  setMapContents(runtimeMap(doc, 'session'), { paused: true, reason, metadata: (metadata ?? {}) as JsonObject, pausedAt: Date.now(), pausedBy: agentId })
+}
+
+/** Writes a resume and merges `context` (call inside a transaction). */
+export const writeResume = (doc: Y.Doc, agentId: string, context: Record<string, unknown> | undefined): void => {
+  const map = runtimeMap(doc, 'session')
+  map.set('paused', false)
+  map.set('resumedAt', Date.now())
+  map.set('resumedBy', agentId)
+  const target = runtimeMap(doc, 'context')
+  for (const [k, v] of Object.entries(context ?? {})) if (v !== undefined) setAt(target, k, v as JsonValue)
 }

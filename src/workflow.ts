@@ -67,6 +67,8 @@ export interface OpenWorkflowOptions<S extends z.ZodType | undefined = undefined
   WebSocket?: typeof globalThis.WebSocket
   /** Extra URL query parameters sent with the connection. */
   params?: Record<string, string>
+  /** A signed token (servers with auth); sent as the `token` query parameter, which browsers allow. */
+  token?: string
   /** Upper bound for the reconnect backoff of the provider, in ms (default 2500). */
   maxBackoffTime?: number
   /** Agent lifecycle: the allowed transitions (default DEFAULT_TRANSITIONS). */
@@ -129,7 +131,7 @@ export const openWorkflow = <S extends z.ZodType | undefined = undefined>(
   const agents = doc.getMap<string>(AGENTS_ROOT)
   const provider = new WebsocketProvider(options.url.replace(/\/+$/, ''), id, doc, {
     WebSocketPolyfill: options.WebSocket ?? DefaultWebSocket,
-    params: { ...options.params, [EXTENSION_PARAM]: '1', [AGENT_PARAM]: agentId },
+    params: { ...options.params, [EXTENSION_PARAM]: '1', [AGENT_PARAM]: agentId, ...(options.token === undefined ? {} : { token: options.token }) },
     maxBackoffTime: options.maxBackoffTime,
     // Same-origin BroadcastChannel sync would let agents see edits the server has not stored.
     disableBc: true
