@@ -4,6 +4,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util'
 import { createServer } from './server.ts'
 import { LOG_LEVELS, type LogLevel } from './log.ts'
+import { mintToken } from './auth.ts'
 
 const USAGE = `Usage: accord <command> [options]
 
@@ -13,9 +14,16 @@ Commands:
     --host <addr>           Interface to bind (default 127.0.0.1)
     --data <dir>            LevelDB directory (default ./data)
     --log-level <level>     debug | info | warn | error | silent (default info)
+    --auth-secret <s>       Require HS256 tokens signed with this secret (or env ACCORD_AUTH_SECRET)
   get <workflowId>          Print a workflow's JSON state
     --server <url>          Server address (default ws://127.0.0.1:1234)
+    --token <jwt>           Token for servers with auth (or env ACCORD_TOKEN)
     --timeout <ms>          Give up after this long (default 10000)
+  token                     Mint a development token (HS256)
+    --secret <s>            Signing secret (or env ACCORD_AUTH_SECRET)
+    --agent <id>            Agent id (the token's subject)
+    --scope <scope>         Repeatable: read|write|admin:<workflow pattern>[:<path pattern>]
+    --expires <duration>    e.g. 15m, 1h, 7d (default 1h)
 
 Options:
   -h, --help                Show this help
@@ -43,7 +51,8 @@ const serve = async (args: string[]): Promise<number> => {
     port: { type: 'string' },
     host: { type: 'string' },
     data: { type: 'string' },
-    'log-level': { type: 'string' }
+    'log-level': { type: 'string' },
+    'auth-secret': { type: 'string' }
   })
   if (values.help === true) {
     process.stdout.write(USAGE)
@@ -52,11 +61,13 @@ const serve = async (args: string[]): Promise<number> => {
   if (positionals.length > 0) throw new UsageError(`unexpected argument ${positionals[0]}`)
   const level = (values['log-level'] ?? 'info') as LogLevel
   if (!LOG_LEVELS.includes(level)) throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`)
+  const secret = (values['auth-secret'] as string | undefined) ?? process.env.ACCORD_AUTH_SECRET
   const server = createServer({
     port: toInt('port', values.port, 1234),
     host: values.host as string | undefined,
     dataDir: (values.data as string | undefined) ?? './data',
-    log: { level }
+    log: { level },
+    auth: secret === undefined ? undefined : { secret }
   })
   const { url } = await server.listen()
   process.stdout.write(`accord serving on ${url}\n`)
@@ -74,7 +85,7 @@ const serve = async (args: string[]): Promise<number> => {
 }
 
 const get = async (args: string[]): Promise<number> => {
-  const { values, positionals } = parse(args, { server: { type: 'string' }, timeout: { type: 'string' } })
+  const { values, positionals } = parse(args, { server: { type: 'string' }, timeout: { type: 'string' }, token: { type: 'string' } })
   if (values.help === true) {
     process.stdout.write(USAGE)
     return 0
@@ -83,7 +94,9 @@ const get = async (args: string[]): Promise<number> => {
   const { openWorkflow } = await import('../src/index.ts')
   const handle = openWorkflow(positionals[0] as string, {
     url: (values.server as string | undefined) ?? 'ws://127.0.0.1:1234',
-    agentId: 'accord-cli'
+    agentId: 'accord-cli',
+    token: (values.token as string | undefined) ?? process.env.ACCORD_TOKEN,
+    recovery: { maxAttempts: 3 }
   })
   try {
     await handle.whenSynced({ timeoutMs: toInt('timeout', values.timeout, 10_000) })
@@ -91,6 +104,32 @@ const get = async (args: string[]): Promise<number> => {
     return 0
   } finally {
     await handle.close()
+  }
+}
+
+const token = async (args: string[]): Promise<number> => {
+  const { values, positionals } = parse(args, {
+    secret: { type: 'string' },
+    agent: { type: 'string' },
+    scope: { type: 'string', multiple: true },
+    expires: { type: 'string' }
+  })
+  if (values.help === true) {
+    process.stdout.write(USAGE)
+    return 0
+  }
+  if (positionals.length > 0) throw new UsageError(`unexpected argument ${positionals[0]}`)
+  const secret = (values.secret as string | undefined) ?? process.env.ACCORD_AUTH_SECRET
+  if (secret === undefined) throw new UsageError('token needs --secret (or ACCORD_AUTH_SECRET)')
+  if (values.agent === undefined) throw new UsageError('token needs --agent')
+  const scopes = (values.scope as string[] | undefined) ?? []
+  if (scopes.length === 0) throw new UsageError('token needs at least one --scope, e.g. --scope "write:*"')
+  try {
+    const jwt = await mintToken({ secret, agentId: values.agent as string, scopes, expiresIn: (values.expires as string | undefined) ?? '1h' })
+    process.stdout.write(jwt + '\n')
+    return 0
+  } catch (err) {
+    throw new UsageError((err as Error).message)
   }
 }
 
@@ -102,6 +141,8 @@ export const main = async (argv: string[]): Promise<number> => {
         return await serve(rest)
       case 'get':
         return await get(rest)
+      case 'token':
+        return await token(rest)
       case undefined:
       case '-h':
       case '--help':

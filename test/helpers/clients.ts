@@ -26,10 +26,11 @@ export interface StockClient {
 }
 
 /** A stock y-websocket client, unmodified, as any Yjs app would use it. */
-export const stockClient = (url: string, id: string): StockClient => {
+export const stockClient = (url: string, id: string, params: Record<string, string> = {}): StockClient => {
   const doc = new Y.Doc()
   const provider = new WebsocketProvider(url, id, doc, {
     WebSocketPolyfill: WebSocket as any,
+    params,
     // Real stock clients live in other processes; in one test process BroadcastChannel would bypass the server.
     disableBc: true
   })
