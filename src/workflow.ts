@@ -20,6 +20,7 @@ import { createHistoryApi, type HistoryApi } from './history-api.ts'
 import type { ChangeMeta, VersionRecord, ViolationRecord } from './schema.ts'
 import { createRuntimeApi, type RuntimeApi } from './runtime-api.ts'
 import { attachRecovery, type RecoveryEvent, type RecoveryOptions } from './recovery.ts'
+import { attachPersistence } from '#persistence'
 import { autoCheckpoint, withCheckpoint, type AutoCheckpoint, type AutoCheckpointOptions, type WithCheckpointOptions } from './checkpoints.ts'
 import { DEFAULT_TRANSITIONS, PausedError, isPaused, readRuntime, type TransitionTable } from './runtime.ts'
 
@@ -75,6 +76,11 @@ export interface OpenWorkflowOptions<S extends z.ZodType | undefined = undefined
   lifecycle?: { transitions?: TransitionTable }
   /** Reconnect policy: exponential backoff with jitter (base 100 ms, cap 10 s, unlimited attempts). */
   recovery?: RecoveryOptions
+  /**
+   * Keep the document locally so the agent can start and edit offline: a LevelDB directory in
+   * Node (one process per directory), an IndexedDB database name in browsers.
+   */
+  persistence?: string
 }
 
 export type StateOf<S> = S extends z.ZodType ? z.output<S> : JsonObject
@@ -105,6 +111,10 @@ export interface WorkflowHandle<T = JsonObject> extends HistoryApi, RuntimeApi {
   }
   /** Resolves once the first sync with the server completed. */
   whenSynced: (options?: { timeoutMs?: number }) => Promise<void>
+  /** Resolves once the locally persisted state is loaded (at once without `persistence`). */
+  whenLoaded: () => Promise<void>
+  /** Resolves once every change so far is in local persistence (at once without it). */
+  whenPersisted: () => Promise<void>
   /** Writes the server refused or reverted: schema violations, writes while paused. */
   violations: () => Promise<ViolationRecord[]>
   /** Connection recovery events: reconnecting, recovered, gave-up. */
@@ -134,8 +144,11 @@ export const openWorkflow = <S extends z.ZodType | undefined = undefined>(
     params: { ...options.params, [EXTENSION_PARAM]: '1', [AGENT_PARAM]: agentId, ...(options.token === undefined ? {} : { token: options.token }) },
     maxBackoffTime: options.maxBackoffTime,
     // Same-origin BroadcastChannel sync would let agents see edits the server has not stored.
-    disableBc: true
+    disableBc: true,
+    // With local persistence, load first: the first sync then only exchanges what differs.
+    connect: options.persistence === undefined
   })
+  const local = options.persistence === undefined ? null : attachPersistence(doc, id, options.persistence, agentId)
   provider.awareness.setLocalStateField('agent', { id: agentId })
 
   let cached: T | null = null
@@ -220,6 +233,12 @@ export const openWorkflow = <S extends z.ZodType | undefined = undefined>(
   const recovery = attachRecovery(provider, options.recovery ?? {}, event => {
     for (const listener of recoveryListeners) listener(event)
   })
+  if (local !== null) {
+    local.whenLoaded.then(
+      () => { if (!closed) provider.connect() },
+      (err: Error) => { terminal = new AccordError('STORAGE_FAILURE', `loading local state of ${id} failed: ${err.message}`, undefined, { cause: err }) }
+    )
+  }
 
   // Fires only for final closes: 44xx from the server, or recovery giving up.
   provider.on('closed', (event: { code: number, reason: string }) => {
@@ -336,6 +355,8 @@ export const openWorkflow = <S extends z.ZodType | undefined = undefined>(
     get runtime () { return runtimeApi.runtime },
     get session () { return runtimeApi.session },
     violations: () => ext.request('violations'),
+    whenLoaded: async () => { await local?.whenLoaded },
+    whenPersisted: async () => { await local?.whenPersisted() },
     onRecovery (listener) {
       recoveryListeners.add(listener)
       return () => { recoveryListeners.delete(listener) }
@@ -377,6 +398,7 @@ export const openWorkflow = <S extends z.ZodType | undefined = undefined>(
       recovery.destroy()
       ext.destroy()
       provider.destroy()
+      await local?.destroy()
       doc.destroy()
     }
   }
