@@ -5,6 +5,10 @@ import { parseArgs, type ParseArgsConfig } from 'node:util'
 import { createServer } from './server.ts'
 import { LOG_LEVELS, type LogLevel } from './log.ts'
 import { mintToken } from './auth.ts'
+import path from 'node:path'
+import { openLevelStore } from './store/level.ts'
+import type { Store } from './store/store.ts'
+import { verifyStore } from './verify.ts'
 
 const USAGE = `Usage: accord <command> [options]
 
@@ -19,6 +23,8 @@ Commands:
     --server <url>          Server address (default ws://127.0.0.1:1234)
     --token <jwt>           Token for servers with auth (or env ACCORD_TOKEN)
     --timeout <ms>          Give up after this long (default 10000)
+  verify                    Check every stored record and each workflow's history; exit 1 on problems
+    --data <dir>            LevelDB directory (default ./data; the server must be stopped)
   token                     Mint a development token (HS256)
     --secret <s>            Signing secret (or env ACCORD_AUTH_SECRET)
     --agent <id>            Agent id (the token's subject)
@@ -107,6 +113,37 @@ const get = async (args: string[]): Promise<number> => {
   }
 }
 
+/** Opens the LevelDB store of a stopped server, with a clear message when it is in use. */
+const openOffline = async (dir: string): Promise<Store> => {
+  try {
+    return await openLevelStore(path.resolve(dir))
+  } catch (err) {
+    const message = (err as Error).message
+    if (/lock/i.test(message)) throw new Error(`the store at ${dir} is in use (is a server running on it?): ${message}`)
+    throw err
+  }
+}
+
+const verify = async (args: string[]): Promise<number> => {
+  const { values, positionals } = parse(args, { data: { type: 'string' } })
+  if (values.help === true) {
+    process.stdout.write(USAGE)
+    return 0
+  }
+  if (positionals.length > 0) throw new UsageError(`unexpected argument ${positionals[0]}`)
+  const store = await openOffline((values.data as string | undefined) ?? './data')
+  try {
+    const report = await verifyStore(store)
+    for (const p of report.problems) {
+      process.stdout.write(`PROBLEM ${p.workflowId ?? ''}${p.key === undefined ? '' : ` ${p.key}`}: ${p.problem}\n`)
+    }
+    process.stdout.write(`checked ${report.workflows} workflows, ${report.versions} versions: ${report.problems.length === 0 ? 'no problems' : `${report.problems.length} problems`}\n`)
+    return report.problems.length === 0 ? 0 : 1
+  } finally {
+    await store.close()
+  }
+}
+
 const token = async (args: string[]): Promise<number> => {
   const { values, positionals } = parse(args, {
     secret: { type: 'string' },
@@ -143,6 +180,8 @@ export const main = async (argv: string[]): Promise<number> => {
         return await get(rest)
       case 'token':
         return await token(rest)
+      case 'verify':
+        return await verify(rest)
       case undefined:
       case '-h':
       case '--help':

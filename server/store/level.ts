@@ -260,6 +260,31 @@ export const openLevelStore = async (location: string): Promise<Store> => {
     return out
   })
 
+  const KEY = /^(m!.+|w!.+!(kf|log|ver|arch|conf|viol)![0-9a-f]{16}|w!.+!snap!.+)$/
+  const scan: Store['scan'] = () => wrap('scanning the store', async () => {
+    const problems: Array<{ key: string, problem: string }> = []
+    for await (const [k, v] of db.iterator()) {
+      if (!KEY.test(k)) {
+        problems.push({ key: k, problem: 'key outside the layout' })
+        continue
+      }
+      try {
+        const payload = unframe(k, v)
+        if (k.includes('!kf!')) decompressOrCorrupt(k, payload)
+        else if (k.includes('!arch!')) decodeChunk(payload)
+        else if (k.includes('!log!')) decodeUpdates(payload)
+        else if (k.startsWith('m!')) parse(WorkflowMetaSchema, k, v)
+        else if (k.includes('!ver!')) parse(VersionRecordSchema, k, v)
+        else if (k.includes('!snap!')) parse(SnapshotRecordSchema, k, v)
+        else if (k.includes('!conf!')) parse(ConflictRecordSchema, k, v)
+        else if (k.includes('!viol!')) parse(ViolationRecordSchema, k, v)
+      } catch (err) {
+        problems.push({ key: k, problem: (err as Error).message })
+      }
+    }
+    return problems
+  })
+
   const deleteWorkflow: Store['deleteWorkflow'] = id => wrap(`deleting ${id}`, async () => {
     const ops: BatchOp[] = [{ type: 'del', key: keys.metaKey(id) }]
     for await (const k of db.keys(keys.workflowRange(id))) ops.push({ type: 'del', key: k })
@@ -273,6 +298,6 @@ export const openLevelStore = async (location: string): Promise<Store> => {
   return {
     load, getMeta, putMeta, commit, replay, version, versions, versionsAfter, archive, archivedThrough, keyframes,
     putSnapshot, getSnapshot, listSnapshots, deleteSnapshots, putConflict, listConflicts, listViolations,
-    countLog, listWorkflows, deleteWorkflow, close
+    countLog, listWorkflows, scan, deleteWorkflow, close
   }
 }

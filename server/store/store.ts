@@ -93,6 +93,8 @@ export interface Store {
   /** Number of hot log entries stored for a workflow (tests and tools). */
   countLog: (id: string) => Promise<number>
   listWorkflows: () => Promise<WorkflowMeta[]>
+  /** Checks every stored value (checksums, framing, key layout); returns the problems found. */
+  scan: () => Promise<Array<{ key: string, problem: string }>>
   /** Removes every key of the workflow in one atomic batch. */
   deleteWorkflow: (id: string) => Promise<void>
   close: () => Promise<void>

@@ -41,3 +41,43 @@ export const killChildren = async (): Promise<void> => {
   await Promise.all(Array.from(children).map(kill))
   children.clear()
 }
+
+/** Starts `node bin/accord.js <args>` and resolves once it prints its serving URL. */
+export const spawnAccord = (args: string[], timeoutMs = 20_000): Promise<{ child: ChildProcess, url: string, port: number }> =>
+  new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [path.join(root, 'bin/accord.js'), ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
+    children.add(child)
+    let out = ''
+    let err = ''
+    const timer = setTimeout(() => { reject(new Error(`accord ${args.join(' ')} did not start within ${timeoutMs} ms: ${err}`)) }, timeoutMs)
+    child.stderr?.on('data', (d: Buffer) => { err += d.toString() })
+    child.stdout?.on('data', (d: Buffer) => {
+      out += d.toString()
+      const match = /accord serving on (ws:\/\/[^\s]+:(\d+))/.exec(out)
+      if (match !== null) {
+        clearTimeout(timer)
+        resolve({ child, url: match[1] as string, port: Number(match[2]) })
+      }
+    })
+    child.on('exit', code => {
+      clearTimeout(timer)
+      reject(new Error(`accord ${args.join(' ')} exited with ${code}: ${err}`))
+    })
+  })
+
+/** Runs `node bin/accord.js <args>` to completion. */
+export const runAccord = (args: string[], timeoutMs = 60_000): Promise<{ code: number | null, stdout: string, stderr: string }> =>
+  new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [path.join(root, 'bin/accord.js'), ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
+    children.add(child)
+    let stdout = ''
+    let stderr = ''
+    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`accord ${args.join(' ')} timed out`)) }, timeoutMs)
+    child.stdout?.on('data', (d: Buffer) => { stdout += d.toString() })
+    child.stderr?.on('data', (d: Buffer) => { stderr += d.toString() })
+    child.on('exit', code => {
+      clearTimeout(timer)
+      children.delete(child)
+      resolve({ code, stdout, stderr })
+    })
+  })

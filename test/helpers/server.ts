@@ -45,7 +45,7 @@ export const startServer = async (options: ServerOptions & { dataDir?: string } 
 }
 
 /** Resolves true when nothing listens on the port (binds it briefly to find out). */
-const portIsFree = (port: number): Promise<boolean> => new Promise(resolve => {
+export const portIsFree = (port: number): Promise<boolean> => new Promise(resolve => {
   const probe = net.createServer()
   probe.once('error', () => { resolve(false) })
   probe.listen(port, '127.0.0.1', () => { probe.close(() => { resolve(true) }) })
