@@ -6,9 +6,13 @@ import { createServer } from './server.ts'
 import { LOG_LEVELS, type LogLevel } from './log.ts'
 import { mintToken } from './auth.ts'
 import path from 'node:path'
+import { Readable } from 'node:stream'
+import type { ReadableStream as WebReadableStream } from 'node:stream/web'
 import { openLevelStore } from './store/level.ts'
+import { createMemoryStore } from './store/memory.ts'
 import type { Store } from './store/store.ts'
 import { verifyStore } from './verify.ts'
+import { restoreBackup, writeBackup } from './backup.ts'
 
 const USAGE = `Usage: accord <command> [options]
 
@@ -18,6 +22,9 @@ Commands:
     --host <addr>           Interface to bind (default 127.0.0.1)
     --data <dir>            LevelDB directory (default ./data)
     --log-level <level>     debug | info | warn | error | silent (default info)
+    --max-workflows <n>     Workflows in memory; idle ones are evicted LRU first (default unlimited)
+    --max-connections-per-workflow <n>   (default unlimited; more are closed with 4503)
+    --rate-limit <n>        Updates per second per connection (default unlimited; over it: 4429)
     --auth-secret <s>       Require HS256 tokens signed with this secret (or env ACCORD_AUTH_SECRET)
   get <workflowId>          Print a workflow's JSON state
     --server <url>          Server address (default ws://127.0.0.1:1234)
@@ -25,6 +32,11 @@ Commands:
     --timeout <ms>          Give up after this long (default 10000)
   verify                    Check every stored record and each workflow's history; exit 1 on problems
     --data <dir>            LevelDB directory (default ./data; the server must be stopped)
+  backup <dir>              Copy the running server's store into <dir> (consistent, checksummed)
+    --server <url>          Server address (default http://127.0.0.1:1234)
+    --token <jwt>           Token with scope admin:* for servers with auth (or env ACCORD_TOKEN)
+  restore-backup <dir>      Restore a backup into a new data dir, verified before it is used
+    --data <dir>            Target LevelDB directory (default ./data; must be empty or absent)
   token                     Mint a development token (HS256)
     --secret <s>            Signing secret (or env ACCORD_AUTH_SECRET)
     --agent <id>            Agent id (the token's subject)
@@ -52,14 +64,22 @@ const toInt = (name: string, value: unknown, fallback: number): number => {
   return n
 }
 
+const optionalInt = (name: string, value: unknown): number | undefined =>
+  value === undefined ? undefined : toInt(name, value, 0)
+
 const serve = async (args: string[]): Promise<number> => {
   const { values, positionals } = parse(args, {
     port: { type: 'string' },
     host: { type: 'string' },
     data: { type: 'string' },
     'log-level': { type: 'string' },
-    'auth-secret': { type: 'string' }
+    'auth-secret': { type: 'string' },
+    'max-workflows': { type: 'string' },
+    'max-connections-per-workflow': { type: 'string' },
+    'rate-limit': { type: 'string' },
+    store: { type: 'string' } // hidden, for benchmarks: --store memory switches persistence off
   })
+  if (values.store !== undefined && values.store !== 'memory') throw new UsageError('--store must be memory')
   if (values.help === true) {
     process.stdout.write(USAGE)
     return 0
@@ -72,8 +92,12 @@ const serve = async (args: string[]): Promise<number> => {
     port: toInt('port', values.port, 1234),
     host: values.host as string | undefined,
     dataDir: (values.data as string | undefined) ?? './data',
+    store: values.store === 'memory' ? createMemoryStore() : undefined,
     log: { level },
-    auth: secret === undefined ? undefined : { secret }
+    auth: secret === undefined ? undefined : { secret },
+    maxLoadedWorkflows: optionalInt('max-workflows', values['max-workflows']),
+    maxConnectionsPerWorkflow: optionalInt('max-connections-per-workflow', values['max-connections-per-workflow']),
+    rateLimit: values['rate-limit'] === undefined ? undefined : { perSecond: toInt('rate-limit', values['rate-limit'], 0) }
   })
   const { url } = await server.listen()
   process.stdout.write(`accord serving on ${url}\n`)
@@ -118,8 +142,10 @@ const openOffline = async (dir: string): Promise<Store> => {
   try {
     return await openLevelStore(path.resolve(dir))
   } catch (err) {
-    const message = (err as Error).message
-    if (/lock/i.test(message)) throw new Error(`the store at ${dir} is in use (is a server running on it?): ${message}`)
+    // LevelDB reports a held lock as the cause of the open failure.
+    const chain: string[] = []
+    for (let e: unknown = err; e instanceof Error; e = e.cause) chain.push(`${(e as { code?: string }).code ?? ''} ${e.message}`)
+    if (chain.some(m => /lock/i.test(m))) throw new Error(`the store at ${dir} is in use (is a server running on it?)`)
     throw err
   }
 }
@@ -142,6 +168,43 @@ const verify = async (args: string[]): Promise<number> => {
   } finally {
     await store.close()
   }
+}
+
+const backup = async (args: string[]): Promise<number> => {
+  const { values, positionals } = parse(args, { server: { type: 'string' }, token: { type: 'string' } })
+  if (values.help === true) {
+    process.stdout.write(USAGE)
+    return 0
+  }
+  if (positionals.length !== 1) throw new UsageError('backup needs exactly one target directory')
+  const server = ((values.server as string | undefined) ?? 'http://127.0.0.1:1234').replace(/^ws/, 'http').replace(/\/$/, '')
+  const token = (values.token as string | undefined) ?? process.env.ACCORD_TOKEN
+  const res = await fetch(`${server}/v1/admin/backup`, { headers: token === undefined ? {} : { authorization: `Bearer ${token}` } })
+  if (!res.ok || res.body === null) {
+    const body = await res.text()
+    throw new Error(`the server refused the backup (${res.status}): ${body}`)
+  }
+  const manifest = await writeBackup(Readable.fromWeb(res.body as WebReadableStream<Uint8Array>), positionals[0] as string, server)
+  process.stdout.write(`backed up ${manifest.workflows.length} workflows, ${manifest.records} records (${manifest.bytes} bytes, sha256 ${manifest.sha256}) to ${positionals[0]}\n`)
+  return 0
+}
+
+const restore = async (args: string[]): Promise<number> => {
+  const { values, positionals } = parse(args, { data: { type: 'string' } })
+  if (values.help === true) {
+    process.stdout.write(USAGE)
+    return 0
+  }
+  if (positionals.length !== 1) throw new UsageError('restore-backup needs exactly one backup directory')
+  const data = (values.data as string | undefined) ?? './data'
+  const { manifest, report } = await restoreBackup(positionals[0] as string, data)
+  for (const p of report.problems) process.stdout.write(`PROBLEM ${p.workflowId ?? ''}${p.key === undefined ? '' : ` ${p.key}`}: ${p.problem}\n`)
+  if (report.problems.length > 0) {
+    process.stdout.write(`the backup did not verify; ${data} was left untouched\n`)
+    return 1
+  }
+  process.stdout.write(`restored ${manifest.workflows.length} workflows, ${report.versions} versions (backup of ${manifest.createdAt}) into ${data}: verified\n`)
+  return 0
 }
 
 const token = async (args: string[]): Promise<number> => {
@@ -182,6 +245,10 @@ export const main = async (argv: string[]): Promise<number> => {
         return await token(rest)
       case 'verify':
         return await verify(rest)
+      case 'backup':
+        return await backup(rest)
+      case 'restore-backup':
+        return await restore(rest)
       case undefined:
       case '-h':
       case '--help':

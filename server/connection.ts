@@ -26,6 +26,8 @@ export interface ConnectionOptions {
   /** Whether the client announced the Accord extension (messages >= 100). */
   extended: boolean
   onClose: (conn: Connection) => void
+  /** Updates and awareness messages per second this connection may send, with a burst allowance. */
+  rate?: { perSecond: number, burst: number }
   /** Handles an extension request; the result (or thrown AccordError) is sent back. */
   onRequest: (conn: Connection, body: unknown) => Promise<unknown>
 }
@@ -65,12 +67,17 @@ export class Connection implements Peer {
   private alive = true
   private pingTimer: ReturnType<typeof setInterval> | null = null
   private closed = false
+  /** Token bucket for the update rate limit. */
+  private tokens = 0
+  private refilledAt = 0
 
   constructor (ws: WebSocket, workflowId: string, opts: ConnectionOptions) {
     this.ws = ws
     this.workflowId = workflowId
     this.opts = opts
     this.extended = opts.extended
+    this.tokens = opts.rate?.burst ?? 0
+    this.refilledAt = performance.now()
     ws.on('message', this.onMessage)
     ws.on('close', this.onSocketClose)
     ws.on('error', err => { opts.log.debug('socket error', { conn: this.id, error: err.message }) })
@@ -167,11 +174,30 @@ export class Connection implements Peer {
     this.close(code, detail)
   }
 
+  /** Takes one token from the bucket; false when the connection is over its rate. */
+  private withinRate (): boolean {
+    const rate = this.opts.rate
+    if (rate === undefined) return true
+    const now = performance.now()
+    this.tokens = Math.min(rate.burst, this.tokens + (now - this.refilledAt) / 1000 * rate.perSecond)
+    this.refilledAt = now
+    if (this.tokens < 1) return false
+    this.tokens--
+    return true
+  }
+
   private handle (message: Uint8Array): void {
     const workflow = this.workflow as Workflow
     try {
       const decoder = decoding.createDecoder(message)
       const type = decoding.readVarUint(decoder)
+      // Sync step 1 only asks; updates (sync step 2 / update) and presence are what can flood.
+      const writes = type === MessageType.awareness || (type === MessageType.sync && message[1] !== syncProtocol.messageYjsSyncStep1)
+      if (writes && !this.withinRate()) {
+        const rate = this.opts.rate as { perSecond: number, burst: number }
+        this.reject(CloseCodes.rateLimited, `more than ${rate.perSecond} updates/s (burst ${rate.burst})`)
+        return
+      }
       switch (type) {
         case MessageType.sync:
           this.handleSync(decoder, workflow)

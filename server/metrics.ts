@@ -18,6 +18,7 @@ export interface WriteStats {
 export interface MetricsSources {
   connections: () => number
   loaded: () => Workflow[]
+  corrupt: () => number
 }
 
 export interface Metrics {
@@ -53,6 +54,7 @@ export const createMetrics = (sources: MetricsSources): Metrics => {
     }
   })
   new Gauge({ name: 'accord_connections', help: 'Open WebSocket connections', registers: [registry], collect () { this.set(sources.connections()) } })
+  new Gauge({ name: 'accord_corrupt_workflows', help: 'Workflows currently refused because their stored data is damaged', registers: [registry], collect () { this.set(sources.corrupt()) } })
   new Gauge({ name: 'accord_workflows_loaded', help: 'Workflows held in memory', registers: [registry], collect () { this.set(sources.loaded().length) } })
   new Gauge({
     name: 'accord_workflow_size_bytes', help: 'Stored bytes per loaded workflow', labelNames: ['workflow'], registers: [registry],

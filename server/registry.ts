@@ -4,10 +4,13 @@
  * entry and releases the half-built workflow, so memory never grows with workflows ever touched.
  */
 import type { CloseCode } from '../src/close-codes.ts'
+import { LimitExceededError } from '../src/errors.ts'
 import { Workflow, type WorkflowOptions } from './workflow.ts'
 
 export type RegistryOptions = Omit<WorkflowOptions, 'onFailure'> & {
   graceMs: number
+  /** Cap on workflows in memory: idle ones go first (least recently released); else loads are refused. */
+  maxLoaded: number
   /** Called after each load, with its duration, or with the error that stopped it. */
   onLoad?: (workflowId: string, seconds: number, error?: Error) => void
 }
@@ -84,6 +87,22 @@ export const createRegistry = (opts: RegistryOptions): Registry => {
     return entry
   }
 
+  /** Makes room for one more workflow: evicts the least recently released idle one, or refuses. */
+  const makeRoom = (): void => {
+    let live = 0
+    for (const e of entries.values()) if (e.closing === null) live++
+    if (live < opts.maxLoaded) return
+    // Map order is release order for idle entries (release re-inserts), so the first is the LRU.
+    for (const e of entries.values()) {
+      if (e.refs === 0 && e.closing === null && e.workflow !== null) {
+        if (e.timer !== null) clearTimeout(e.timer)
+        evict(e)
+        return
+      }
+    }
+    throw new LimitExceededError('maxLoadedWorkflows', `the server holds its limit of ${opts.maxLoaded} workflows in memory, all in use; retry later`)
+  }
+
   const acquire = async (id: string): Promise<Workflow> => {
     for (;;) {
       const existing = entries.get(id)
@@ -91,6 +110,7 @@ export const createRegistry = (opts: RegistryOptions): Registry => {
         await existing.closing
         continue
       }
+      if (existing === undefined) makeRoom()
       const entry = existing ?? create(id)
       entry.refs++
       if (entry.timer !== null) {
@@ -111,6 +131,8 @@ export const createRegistry = (opts: RegistryOptions): Registry => {
     if (entry === undefined || entry.workflow !== workflow) return
     entry.refs--
     if (entry.refs > 0 || entry.closing !== null) return
+    entries.delete(entry.id)
+    entries.set(entry.id, entry)
     entry.timer = setTimeout(() => { evict(entry) }, opts.graceMs)
     entry.timer.unref()
   }

@@ -31,6 +31,7 @@ import { createMetrics, type Metrics } from './metrics.ts'
 import { ANONYMOUS, createVerifier, type AuthOptions, type Principal, type Verifier } from './auth.ts'
 import { createRuntimeMonitor, type RuntimeMonitor } from './runtime.ts'
 import { openLevelStore } from './store/level.ts'
+import { streamBackup } from './backup.ts'
 import type { Store, WorkflowMeta } from './store/store.ts'
 import type { Workflow, WorkflowOptions } from './workflow.ts'
 
@@ -48,6 +49,12 @@ export interface ServerOptions {
   store?: Store
   /** Largest accepted message in bytes (default 16 MiB); larger closes with 4413. */
   maxMessageSize?: number
+  /** Workflows held in memory at once (default unlimited): idle ones are evicted least recently used first; when every one is in use, new ones are refused (4503 / HTTP 429). */
+  maxLoadedWorkflows?: number
+  /** WebSocket connections per workflow (default unlimited); more close with 4503. */
+  maxConnectionsPerWorkflow?: number
+  /** Updates (and presence messages) per second per connection, with a burst (default unlimited); over it closes with 4429. */
+  rateLimit?: { perSecond: number, burst?: number }
   /** How long a workflow stays in memory after its last connection left (default 5000 ms). */
   evictionGraceMs?: number
   /** A full-state keyframe every this many versions (default 100): bounds cold-load replay. */
@@ -144,6 +151,9 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
   let verifier: Verifier | null = null
   let metrics: Metrics | null = null
   const streams = new Set<http.ServerResponse>()
+  /** Workflows refused because their stored data is damaged (cleared when one loads again). */
+  const corrupt = new Map<string, { workflowId: string, error: string, at: number }>()
+  const connectionsPer = new Map<string, number>()
   let httpServer: http.Server | null = null
   let wss: WebSocketServer | null = null
   let sweepTimer: ReturnType<typeof setInterval> | null = null
@@ -218,13 +228,24 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
       ws.close(CloseCodes.invalidWorkflowId.code, CloseCodes.invalidWorkflowId.reason)
       return
     }
+    const peers = (connectionsPer.get(id) ?? 0) + 1
+    if (peers > (options.maxConnectionsPerWorkflow ?? Number.POSITIVE_INFINITY)) {
+      log.warn('rejected connection', { reason: 'too many connections', workflowId: id, limit: options.maxConnectionsPerWorkflow })
+      ws.close(CloseCodes.tooManyConnections.code, `${CloseCodes.tooManyConnections.reason} (limit ${options.maxConnectionsPerWorkflow})`)
+      return
+    }
+    connectionsPer.set(id, peers)
     const conn = new Connection(ws, id, {
       maxMessageSize,
+      rate: options.rateLimit === undefined ? undefined : { perSecond: options.rateLimit.perSecond, burst: options.rateLimit.burst ?? options.rateLimit.perSecond },
       pingIntervalMs: options.pingIntervalMs ?? 30_000,
       log,
       extended: params.get(EXTENSION_PARAM) === '1',
       onClose: c => {
         connections.delete(c)
+        const left = (connectionsPer.get(c.workflowId) ?? 1) - 1
+        if (left > 0) connectionsPer.set(c.workflowId, left)
+        else connectionsPer.delete(c.workflowId)
         if (c.workflow !== null) reg.release(c.workflow)
       },
       onRequest: (c, body) => handleRequest(ctx(), c, body)
@@ -246,7 +267,7 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
             if (conn.isClosed) reg.release(workflow)
             else conn.attach(workflow)
           },
-          (err: Error) => { conn.close(CloseCodes.loadFailure, err.message) }
+          (err: Error & { code?: string }) => { conn.close(err.code === 'LIMIT_EXCEEDED' ? CloseCodes.tooManyWorkflows : CloseCodes.loadFailure, err.message) }
         )
       },
       (err: Error) => {
@@ -285,14 +306,20 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
       store,
       log,
       graceMs: options.evictionGraceMs ?? 5000,
+      maxLoaded: options.maxLoadedWorkflows ?? Number.POSITIVE_INFINITY,
       keyframeEvery: options.keyframeEvery ?? 100,
       writeAttempts: options.writeAttempts ?? 4,
       quotaBytes: options.quotaBytes ?? Number.POSITIVE_INFINITY,
       onVersion,
       onKeyframe,
       onLoad: (id, seconds, error) => {
-        if (error === undefined) metrics?.loaded(seconds)
-        else if ((error as AccordError).code === 'CORRUPT_DATA') metrics?.corrupt(id)
+        if (error === undefined) {
+          metrics?.loaded(seconds)
+          corrupt.delete(id)
+        } else if ((error as AccordError).code === 'CORRUPT_DATA') {
+          metrics?.corrupt(id)
+          corrupt.set(id, { workflowId: id, error: error.message, at: Date.now() })
+        }
       },
       timeouts,
       onDeadline: (wf, deadline) => { monitor?.note(wf.id, deadline) },
@@ -301,7 +328,7 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
     registry = reg
     monitor = createRuntimeMonitor({ registry: reg, store, log, timeouts, checkIntervalMs: options.lifecycle?.checkIntervalMs ?? 1000 })
     await monitor.start()
-    metrics = createMetrics({ connections: () => connections.size, loaded: () => reg.all() })
+    metrics = createMetrics({ connections: () => connections.size, loaded: () => reg.all(), corrupt: () => corrupt.size })
     const httpCtx = {
       ...ctx(),
       log,
@@ -355,8 +382,22 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
       if (pathname === '/healthz') {
         res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ok: true }))
       } else if (pathname === '/readyz') {
+        // Corrupt workflows do not make the server unready: every other workflow still serves.
         const ready = state === 'listening'
-        res.writeHead(ready ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify({ ready, state }))
+        const corruptWorkflows = Array.from(corrupt.values())
+        res.writeHead(ready ? 200 : 503, { 'content-type': 'application/json' })
+          .end(JSON.stringify({ ready, state, degraded: corruptWorkflows.length > 0, corruptWorkflows }))
+      } else if (pathname === '/v1/admin/backup' && req.method === 'GET') {
+        const who = await httpCtx.authenticate(bearer(req.headers.authorization), null)
+        if (!who.can('*', 'admin')) throw new AccordError('FORBIDDEN', 'backups need the admin right on every workflow (scope admin:*)')
+        try {
+          await streamBackup(ctx().store, res)
+        } catch (err) {
+          // Past the headers an error can only cut the stream; the missing trailer tells the client.
+          if (!res.headersSent) throw err
+          log.error('backup stream failed', { error: (err as Error).message })
+          res.destroy()
+        }
       } else if (pathname === '/metrics') {
         if (verifier !== null) await httpCtx.authenticate(bearer(req.headers.authorization), null)
         const registry = (metrics as Metrics).registry

@@ -11,7 +11,11 @@ export const CloseCodes = {
   tooLarge: { code: 4413, reason: 'message too large' },
   quotaExceeded: { code: 4413, reason: 'storage quota exceeded' },
   deleted: { code: 4404, reason: 'workflow deleted' },
+  rateLimited: { code: 4429, reason: 'update rate limit exceeded' },
   storageFailure: { code: 4500, reason: 'storage failure' },
+  // Limits that clear by themselves: clients retry (stock clients do on codes outside 4400-4499).
+  tooManyConnections: { code: 4503, reason: 'too many connections to this workflow' },
+  tooManyWorkflows: { code: 4503, reason: 'too many workflows in memory' },
   loadFailure: { code: 4500, reason: 'workflow could not be loaded' },
   shuttingDown: { code: 1001, reason: 'server shutting down' }
 } as const

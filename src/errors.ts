@@ -25,6 +25,9 @@ export type AccordErrorCode =
   | 'WORKFLOW_UNAVAILABLE'
   | 'CLOSED'
   | 'TIMEOUT'
+  | 'HEAD_MOVED'
+  | 'LIMIT_EXCEEDED'
+  | 'NOT_SUPPORTED'
 
 export class AccordError extends Error {
   readonly code: AccordErrorCode
@@ -109,5 +112,33 @@ export class CorruptDataError extends AccordError {
   constructor (key: string, reason: string) {
     super('CORRUPT_DATA', `corrupt record ${key}: ${reason}`, { key, reason })
     this.name = 'CorruptDataError'
+  }
+}
+
+/** A configured cap was hit (workflows in memory, connections per workflow, update rate). */
+export class LimitExceededError extends AccordError {
+  readonly limit: string
+  constructor (limit: string, message: string) {
+    super('LIMIT_EXCEEDED', message, { limit })
+    this.name = 'LimitExceededError'
+    this.limit = limit
+  }
+}
+
+/**
+ * A commit of version v found the stored head is not v - 1: another writer (another server on the
+ * same database) stored a version of this workflow first. Nothing was written; reload and retry.
+ */
+export class HeadMovedError extends AccordError {
+  readonly workflowId: string
+  readonly expected: number
+  readonly actual: number
+  constructor (workflowId: string, expected: number, actual: number) {
+    super('HEAD_MOVED', `workflow ${workflowId} is at version ${actual}, not ${expected}: another writer stored a version first`,
+      { workflowId, expected, actual })
+    this.name = 'HeadMovedError'
+    this.workflowId = workflowId
+    this.expected = expected
+    this.actual = actual
   }
 }

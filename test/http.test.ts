@@ -173,7 +173,7 @@ describe('health and metrics', () => {
     const srv = await start()
     const b = base(srv)
     expect((await api(b, 'GET', '/healthz')).status).toBe(200)
-    expect((await api(b, 'GET', '/readyz')).body).toEqual({ ready: true, state: 'listening' })
+    expect((await api(b, 'GET', '/readyz')).body).toEqual({ ready: true, state: 'listening', degraded: false, corruptWorkflows: [] })
     const a = sdkAgent(srv.url, 'wf-m', 'agent-m')
     await a.whenSynced()
     // One version per step: wait for each to be stored before the next.

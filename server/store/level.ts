@@ -4,7 +4,7 @@
  */
 import { Level } from 'level'
 import type { ZodType } from 'zod'
-import { CorruptDataError, StorageError } from '../../src/errors.ts'
+import { CorruptDataError, HeadMovedError, StorageError } from '../../src/errors.ts'
 import { ConflictRecordSchema, SnapshotRecordSchema, VersionRecordSchema, ViolationRecordSchema, type VersionRecord } from '../../src/schema.ts'
 import { compress, decodeChunk, decodeUpdates, decompress, encodeChunk, encodeUpdates, type Chunk } from './codec.ts'
 import { frame, frameJson, unframe, unframeJson } from './frame.ts'
@@ -18,7 +18,7 @@ const wrap = async <T>(what: string, fn: () => Promise<T>): Promise<T> => {
   try {
     return await fn()
   } catch (err) {
-    if (err instanceof CorruptDataError || err instanceof StorageError) throw err
+    if (err instanceof CorruptDataError || err instanceof StorageError || err instanceof HeadMovedError) throw err
     throw new StorageError(`${what} failed: ${(err as Error).message}`, { cause: err })
   }
 }
@@ -99,8 +99,25 @@ export const openLevelStore = async (location: string): Promise<Store> => {
   const putMeta = (meta: WorkflowMeta): Promise<void> =>
     wrap(`writing meta of ${meta.id}`, () => db.put(keys.metaKey(meta.id), frameJson(meta)))
 
-  const commit: Store['commit'] = (id, c) => wrap(`committing version ${c.record.version} of ${id}`, async () => {
+  /** Commits of one workflow run one at a time, so the head check and the batch are atomic. */
+  const committing = new Map<string, Promise<unknown>>()
+  const commit: Store['commit'] = (id, c) => {
+    const run = (committing.get(id) ?? Promise.resolve()).then(() => commitNow(id, c))
+    const tail = run.catch(() => {})
+    committing.set(id, tail)
+    void tail.then(() => { if (committing.get(id) === tail) committing.delete(id) })
+    return run
+  }
+
+  const commitNow: Store['commit'] = (id, c) => wrap(`committing version ${c.record.version} of ${id}`, async () => {
     const v = c.record.version
+    const head = (await getMeta(id))?.head ?? 0
+    if (head !== v - 1) {
+      // A retry of a commit that did land is a no-op; anything else means another writer won.
+      const stored = head === v ? await db.get(keys.key(id, 'ver', v)) : undefined
+      if (stored !== undefined && Buffer.from(stored).equals(frameJson(c.record))) return
+      throw new HeadMovedError(id, v - 1, head)
+    }
     const ops: BatchOp[] = [
       putOp(keys.key(id, 'log', v), frame(encodeUpdates(c.updates))),
       putOp(keys.key(id, 'ver', v), frameJson(c.record))
@@ -285,6 +302,10 @@ export const openLevelStore = async (location: string): Promise<Store> => {
     return problems
   })
 
+  // The iterator reads from an implicit LevelDB snapshot taken when it is created, so the
+  // export is one consistent point in time even while commits continue.
+  const exportRecords: Store['exportRecords'] = () => db.iterator()
+
   const deleteWorkflow: Store['deleteWorkflow'] = id => wrap(`deleting ${id}`, async () => {
     const ops: BatchOp[] = [{ type: 'del', key: keys.metaKey(id) }]
     for await (const k of db.keys(keys.workflowRange(id))) ops.push({ type: 'del', key: k })
@@ -298,6 +319,28 @@ export const openLevelStore = async (location: string): Promise<Store> => {
   return {
     load, getMeta, putMeta, commit, replay, version, versions, versionsAfter, archive, archivedThrough, keyframes,
     putSnapshot, getSnapshot, listSnapshots, deleteSnapshots, putConflict, listConflicts, listViolations,
-    countLog, listWorkflows, scan, deleteWorkflow, close
+    countLog, listWorkflows, scan, exportRecords, deleteWorkflow, close
   }
+}
+
+/** Writes raw records (a backup being restored) into a new LevelDB at `location`, in batches. */
+export const importLevelRecords = async (location: string, records: AsyncIterable<[string, Uint8Array]>): Promise<number> => {
+  const db: Db = new Level<string, Uint8Array>(location, { keyEncoding: 'utf8', valueEncoding: 'view' })
+  await wrap(`opening LevelDB at ${location}`, () => db.open())
+  let n = 0
+  try {
+    let batch: BatchOp[] = []
+    for await (const [key, value] of records) {
+      batch.push(putOp(key, value))
+      n++
+      if (batch.length >= 1000) {
+        await wrap('restoring records', () => db.batch(batch))
+        batch = []
+      }
+    }
+    if (batch.length > 0) await wrap('restoring records', () => db.batch(batch))
+  } finally {
+    await db.close()
+  }
+  return n
 }

@@ -95,6 +95,11 @@ export interface Store {
   listWorkflows: () => Promise<WorkflowMeta[]>
   /** Checks every stored value (checksums, framing, key layout); returns the problems found. */
   scan: () => Promise<Array<{ key: string, problem: string }>>
+  /**
+   * Every stored key and raw value, in key order, from one consistent point in time (backups).
+   * Backends with their own backup tooling (PostgreSQL: pg_dump) may leave it out.
+   */
+  exportRecords?: () => AsyncIterable<[string, Uint8Array]>
   /** Removes every key of the workflow in one atomic batch. */
   deleteWorkflow: (id: string) => Promise<void>
   close: () => Promise<void>
