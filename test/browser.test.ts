@@ -7,7 +7,7 @@ import type { Browser, Page } from 'playwright-core'
 import { useServers } from './helpers/use-servers.ts'
 import { sdkAgent } from './helpers/clients.ts'
 import { tempDir } from './helpers/server.ts'
-import { waitFor, waitForConvergence } from './helpers/wait.ts'
+import { waitFor } from './helpers/wait.ts'
 import { deepEqual } from '../src/json.ts'
 import { bundleSdk, hasChromium, launchChromium, serveStatic } from './helpers/browser.ts'
 
@@ -69,9 +69,8 @@ describe.skipIf(skip)('in a real browser', () => {
 
     await restart(srv)
     const expected = { fromBrowser: ['written offline', 'and again'], fromA: 1, fromB: 2 }
-    await waitForConvergence([() => nodeA.state, () => nodeB.state])
+    await waitFor(() => deepEqual(nodeA.state, expected) && deepEqual(nodeB.state, expected), { what: 'both Node agents have every edit' })
     await waitFor(async () => deepEqual(await pageState(page), expected), { what: 'the page converges' })
-    expect(nodeA.state).toEqual(expected)
 
     nodeA.update(d => { d.live = 'from node' })
     await page.waitForFunction(() => (window as any).wf.state.live === 'from node', undefined, { timeout: 15_000 })
