@@ -21,6 +21,10 @@ Commands:
     --port <n>              Port (default 1234; 0 picks a free one)
     --host <addr>           Interface to bind (default 127.0.0.1)
     --data <dir>            LevelDB directory (default ./data)
+    --sync                  fsync every LevelDB write batch (survives power loss; slower)
+    --store <url>           postgres://user@host/db[?schema=name]: PostgreSQL instead of LevelDB
+    --bus <url>             redis://host:port: run as one of several servers on the same --store
+    --bus-prefix <p>        Redis key prefix (default accord:), one per cluster
     --log-level <level>     debug | info | warn | error | silent (default info)
     --max-workflows <n>     Workflows in memory; idle ones are evicted LRU first (default unlimited)
     --max-connections-per-workflow <n>   (default unlimited; more are closed with 4503)
@@ -77,9 +81,13 @@ const serve = async (args: string[]): Promise<number> => {
     'max-workflows': { type: 'string' },
     'max-connections-per-workflow': { type: 'string' },
     'rate-limit': { type: 'string' },
-    store: { type: 'string' } // hidden, for benchmarks: --store memory switches persistence off
+    bus: { type: 'string' },
+    sync: { type: 'boolean' },
+    'bus-prefix': { type: 'string' },
+    store: { type: 'string' } // postgres://... (hidden, for benchmarks: memory switches persistence off)
   })
-  if (values.store !== undefined && values.store !== 'memory') throw new UsageError('--store must be memory')
+  const storeUrl = values.store as string | undefined
+  if (storeUrl !== undefined && storeUrl !== 'memory' && !/^postgres(ql)?:\/\//.test(storeUrl)) throw new UsageError('--store must be a postgres:// URL')
   if (values.help === true) {
     process.stdout.write(USAGE)
     return 0
@@ -88,18 +96,24 @@ const serve = async (args: string[]): Promise<number> => {
   const level = (values['log-level'] ?? 'info') as LogLevel
   if (!LOG_LEVELS.includes(level)) throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`)
   const secret = (values['auth-secret'] as string | undefined) ?? process.env.ACCORD_AUTH_SECRET
+  const busUrl = values.bus as string | undefined
+  if (busUrl !== undefined && !/^rediss?:\/\//.test(busUrl)) throw new UsageError('--bus must be a redis:// URL')
+  if (busUrl !== undefined && storeUrl?.startsWith('postgres') !== true) throw new UsageError('--bus needs a shared store: --store postgres://...')
+  const pgStore = storeUrl?.startsWith('postgres') === true ? await (await import('./store/postgres.ts')).openPostgresStore(storeUrl) : undefined
   const server = createServer({
     port: toInt('port', values.port, 1234),
     host: values.host as string | undefined,
     dataDir: (values.data as string | undefined) ?? './data',
-    store: values.store === 'memory' ? createMemoryStore() : undefined,
+    store: storeUrl === 'memory' ? createMemoryStore() : pgStore,
     log: { level },
     auth: secret === undefined ? undefined : { secret },
+    syncWrites: values.sync === true,
     maxLoadedWorkflows: optionalInt('max-workflows', values['max-workflows']),
     maxConnectionsPerWorkflow: optionalInt('max-connections-per-workflow', values['max-connections-per-workflow']),
-    rateLimit: values['rate-limit'] === undefined ? undefined : { perSecond: toInt('rate-limit', values['rate-limit'], 0) }
+    rateLimit: values['rate-limit'] === undefined ? undefined : { perSecond: toInt('rate-limit', values['rate-limit'], 0) },
+    cluster: busUrl === undefined ? undefined : { redisUrl: busUrl, prefix: values['bus-prefix'] as string | undefined }
   })
-  const { url } = await server.listen()
+  const { url } = await server.listen().catch(async err => { await pgStore?.close(); throw err })
   process.stdout.write(`accord serving on ${url}\n`)
   await new Promise<void>(resolve => {
     const stop = (): void => {
@@ -111,6 +125,7 @@ const serve = async (args: string[]): Promise<number> => {
     process.on('SIGTERM', stop)
   })
   await server.close()
+  await pgStore?.close()
   return 0
 }
 

@@ -35,7 +35,11 @@ export interface ClaimOptions {
 }
 
 /** Picks the next pending task (LIFO for stacks, FIFO for queues) and claims it for `agentId`. */
-export const claimTask = async (wf: Workflow, agentId: string, options: ClaimOptions = {}): Promise<TaskRecord | null> => {
+export const claimTask = (wf: Workflow, agentId: string, options: ClaimOptions = {}): Promise<TaskRecord | null> =>
+  // Across servers, claims take turns under a cluster lock, each after catching up with the store.
+  wf.exclusive('claims', () => claimNow(wf, agentId, options))
+
+const claimNow = async (wf: Workflow, agentId: string, options: ClaimOptions): Promise<TaskRecord | null> => {
   const pickId = nextPendingTask(wf.doc, options.kind ?? 'stack')
   const pick = pickId === null ? undefined : readTask(wf.doc, pickId)
   if (pick === undefined) return null

@@ -32,6 +32,8 @@ import { ANONYMOUS, createVerifier, type AuthOptions, type Principal, type Verif
 import { createRuntimeMonitor, type RuntimeMonitor } from './runtime.ts'
 import { openLevelStore } from './store/level.ts'
 import { streamBackup } from './backup.ts'
+import type { Bus } from './bus.ts'
+import { createRedisBus } from './bus-redis.ts'
 import type { Store, WorkflowMeta } from './store/store.ts'
 import type { Workflow, WorkflowOptions } from './workflow.ts'
 
@@ -47,6 +49,8 @@ export interface ServerOptions {
   dataDir?: string
   /** A store to use instead of opening LevelDB at dataDir; the caller keeps ownership. */
   store?: Store
+  /** fsync each LevelDB write batch, so acknowledged edits also survive power loss (default false). */
+  syncWrites?: boolean
   /** Largest accepted message in bytes (default 16 MiB); larger closes with 4413. */
   maxMessageSize?: number
   /** Workflows held in memory at once (default unlimited): idle ones are evicted least recently used first; when every one is in use, new ones are refused (4503 / HTTP 429). */
@@ -55,6 +59,12 @@ export interface ServerOptions {
   maxConnectionsPerWorkflow?: number
   /** Updates (and presence messages) per second per connection, with a burst (default unlimited); over it closes with 4429. */
   rateLimit?: { perSecond: number, burst?: number }
+  /**
+   * Cluster mode: several servers on one shared store (PostgreSQL) exchange versions, presence and
+   * locks over Redis. `reconcileMs` (default 1000) bounds how long a missed bus message can delay a
+   * server: each loaded workflow is compared with the store's head that often.
+   */
+  cluster?: { redisUrl: string, prefix?: string, reconcileMs?: number }
   /** How long a workflow stays in memory after its last connection left (default 5000 ms). */
   evictionGraceMs?: number
   /** A full-state keyframe every this many versions (default 100): bounds cold-load replay. */
@@ -154,6 +164,8 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
   /** Workflows refused because their stored data is damaged (cleared when one loads again). */
   const corrupt = new Map<string, { workflowId: string, error: string, at: number }>()
   const connectionsPer = new Map<string, number>()
+  let bus: Bus | null = null
+  let reconcileTimer: ReturnType<typeof setInterval> | null = null
   let httpServer: http.Server | null = null
   let wss: WebSocketServer | null = null
   let sweepTimer: ReturnType<typeof setInterval> | null = null
@@ -185,9 +197,11 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
     await ctx().store.putConflict({ ...conflict, resolution: { value: decision.value, version: wf.head, by } })
   }
 
-  const onVersion: WorkflowOptions['onVersion'] = (wf, record, conflicts, stats) => {
-    metrics?.version(wf, record, stats, conflicts.length)
+  const onVersion: WorkflowOptions['onVersion'] = (wf, record, conflicts, stats, updates) => {
     feed?.publish(record)
+    if (stats.remote) return
+    metrics?.version(wf, record, stats, conflicts.length)
+    if (bus !== null && updates !== undefined) track(bus.publishVersion({ meta: wf.currentMeta, record, updates }), 'publishing a version')
     for (const conflict of conflicts) {
       log.info('conflict', { workflowId: wf.id, path: conflict.path, winner: conflict.winner, version: conflict.version })
       if (options.resolveConflict !== undefined) track(resolve(wf, conflict), 'conflict resolution')
@@ -300,9 +314,14 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
     else if (!['127.0.0.1', 'localhost', '::1'].includes(host)) {
       throw new AccordError('INVALID_REQUEST', `refusing to listen on ${host} without auth: configure auth (a secret or public key) or bind to 127.0.0.1`)
     }
-    if (store === null) store = await openLevelStore(path.resolve(options.dataDir ?? './data'))
+    if (store === null) store = await openLevelStore(path.resolve(options.dataDir ?? './data'), { sync: options.syncWrites })
     feed = createChangeFeed(store)
+    if (options.cluster !== undefined) bus = createRedisBus({ url: options.cluster.redisUrl, prefix: options.cluster.prefix, log })
+    const clusterBus = bus
     const reg = createRegistry({
+      cluster: clusterBus === null
+        ? undefined
+        : { lock: clusterBus.lock, publishAwareness: (wf, update) => { clusterBus.publishAwareness(wf.id, update) } },
       store,
       log,
       graceMs: options.evictionGraceMs ?? 5000,
@@ -326,6 +345,20 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
       schemaFor
     })
     registry = reg
+    if (clusterBus !== null) {
+      const reconcile = (): void => { for (const wf of reg.all()) track(wf.catchUp(), 'catching up with the store') }
+      await clusterBus.start({
+        onVersion: v => {
+          const wf = reg.get(v.record.workflowId)
+          if (wf !== undefined) track(wf.applyRemote(v), 'applying a remote version')
+          else feed?.publish(v.record)
+        },
+        onAwareness: (id, update) => { reg.get(id)?.applyRemoteAwareness(update) },
+        onReconnect: reconcile
+      })
+      reconcileTimer = setInterval(reconcile, options.cluster?.reconcileMs ?? 1000)
+      reconcileTimer.unref()
+    }
     monitor = createRuntimeMonitor({ registry: reg, store, log, timeouts, checkIntervalMs: options.lifecycle?.checkIntervalMs ?? 1000 })
     await monitor.start()
     metrics = createMetrics({ connections: () => connections.size, loaded: () => reg.all(), corrupt: () => corrupt.size })
@@ -415,6 +448,7 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
     state = 'closing'
     for (const stream of Array.from(streams)) stream.end()
     if (sweepTimer !== null) clearInterval(sweepTimer)
+    if (reconcileTimer !== null) clearInterval(reconcileTimer)
     for (const conn of Array.from(connections)) conn.close(CloseCodes.shuttingDown)
     wss?.close()
     if (httpServer !== null) {
@@ -426,6 +460,7 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
     await Promise.all(Array.from(background))
     await registry?.close()
     await Promise.all(Array.from(background))
+    await bus?.close()
     if (ownsStore) await store?.close()
     state = 'closed'
   }

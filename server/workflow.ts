@@ -14,9 +14,9 @@ import * as encoding from 'lib0/encoding'
 import { toBase64 } from 'lib0/buffer'
 import * as syncProtocol from 'y-protocols/sync'
 import * as awarenessProtocol from 'y-protocols/awareness'
-import type { Operation } from 'fast-json-patch'
+import jsonpatch, { type Operation } from 'fast-json-patch'
 import { CloseCodes, type CloseCode } from '../src/close-codes.ts'
-import { AccordError } from '../src/errors.ts'
+import { AccordError, HeadMovedError } from '../src/errors.ts'
 import { readState, setMapContents, stateRoot } from '../src/json-yjs.ts'
 import { toPointer, type JsonObject } from '../src/json.ts'
 import { RUNTIME_ROOTS, EVENTS_ROOT, isPaused, nextDeadline, type AgentStatus } from '../src/runtime.ts'
@@ -60,7 +60,7 @@ export interface WorkflowOptions {
   /** Called once when a write failed for good; the owner unloads the workflow. */
   onFailure: (workflow: Workflow, error: Error) => void
   /** Called after each version is durable and broadcast. */
-  onVersion: (workflow: Workflow, record: VersionRecord, conflicts: ConflictRecord[], stats: { seconds: number, updates: number, bytes: number }) => void
+  onVersion: (workflow: Workflow, record: VersionRecord, conflicts: ConflictRecord[], stats: { seconds: number, updates: number, bytes: number, remote: boolean }, updates?: Uint8Array[]) => void
   /** Called after a keyframe was written (retention runs then). */
   onKeyframe: (workflow: Workflow) => void
   /** Per-status lifecycle timeouts, to compute the runtime's next deadline. */
@@ -69,6 +69,36 @@ export interface WorkflowOptions {
   onDeadline: (workflow: Workflow, deadline: number | null) => void
   /** The zod schema the workflow's state must satisfy, if any; remote writes that break it are compensated. */
   schemaFor?: (workflowId: string) => ZodType | undefined
+  /**
+   * Set when several servers share the store (cluster mode): versions other servers stored are
+   * applied with `applyRemote`/`catchUp`, a commit that finds the head moved catches up and retries,
+   * and `exclusive` runs under this cluster-wide lock.
+   */
+  cluster?: {
+    lock: <T>(key: string, fn: () => Promise<T>) => Promise<T>
+    /** Presence changes of this server's peers, for the other servers. */
+    publishAwareness: (workflow: Workflow, update: Uint8Array) => void
+  }
+}
+
+/** Origin of presence updates relayed from other servers (not published back). */
+const REMOTE_AWARENESS = Symbol('remote awareness')
+
+/** The origin of updates another server already stored: relayed to peers, never persisted again. */
+export class RemoteOrigin implements ChangeOrigin {
+  readonly agentId: string
+  readonly description: string
+  constructor (record: Pick<VersionRecord, 'author' | 'description'>) {
+    this.agentId = record.author
+    this.description = record.description
+  }
+}
+
+/** A version another server stored: its record, the meta after it and its updates. */
+export interface RemoteVersion {
+  meta: WorkflowMeta
+  record: VersionRecord
+  updates: Uint8Array[]
 }
 
 /** What a remote write did wrong, before it gets a number in the window's version. */
@@ -137,6 +167,11 @@ export class Workflow {
   private pending: Pending[] = []
   private flushTimer: ReturnType<typeof setImmediate> | null = null
   private chain: Promise<void> = Promise.resolve()
+  /** A cut is queued in the chain (it takes every pending update when it runs). */
+  private cutQueued = false
+  /** Cluster mode: the state as of the last version, and whether remote versions came since. */
+  private committedJson: JsonObject | null = null
+  private remoteSinceCut = false
   private failed = false
   private destroyed = false
 
@@ -146,6 +181,7 @@ export class Workflow {
     this.meta = meta
     this.opts = opts
     this.lastValid = readState(doc)
+    if (opts.cluster !== undefined) this.committedJson = this.lastValid
     this.awareness = new awarenessProtocol.Awareness(doc)
     this.awareness.setLocalState(null)
     this.awareness.on('update', this.onAwarenessUpdate)
@@ -172,6 +208,15 @@ export class Workflow {
       throw err
     }
     return new Workflow(id, doc, stored.meta ?? emptyMeta(id), opts)
+  }
+
+  /** Meta as of the newest version cut (the stored meta once `whenFlushed` resolves). */
+  get currentMeta (): WorkflowMeta { return this.meta }
+
+  /** Cluster mode: a presence update from a client of another server. */
+  applyRemoteAwareness (update: Uint8Array): void {
+    if (this.destroyed) return
+    awarenessProtocol.applyAwarenessUpdate(this.awareness, update, REMOTE_AWARENESS)
   }
 
   /** The newest version cut so far (durable once `whenFlushed` resolves). */
@@ -279,32 +324,47 @@ export class Workflow {
     this.txRuntimeOps = []
     this.txConflicts = []
     if (this.failed) return
+    if (origin instanceof RemoteOrigin) {
+      // Stored by another server already: relay it at once, persist nothing.
+      this.remoteSinceCut = true
+      this.relay(update, origin, origin.description, [])
+      return
+    }
     const described = (origin as ChangeOrigin | null)?.takeDescription?.()
     this.pending.push({ update, origin, ops, runtimeOps, conflicts, violations: [], description: described?.description, meta: described?.meta })
     if (this.flushTimer === null) this.flushTimer = setImmediate(() => { this.flushNow() })
   }
 
-  /** Cuts the current window into a version and queues its write. */
+  /**
+   * Queues a cut of the current window. The cut runs when the write queue reaches it and takes
+   * every update pending then, so a backlog becomes one bigger group commit, and the version
+   * number is taken from the head as it is after every earlier write (and any remote version).
+   */
   private flushNow (): void {
     if (this.flushTimer !== null) {
       clearImmediate(this.flushTimer)
       this.flushTimer = null
     }
-    if (this.pending.length === 0 || this.failed) return
-    const batch = this.pending
-    this.pending = []
-    let commit: ReturnType<Workflow['cut']>
-    try {
-      commit = this.cut(batch)
-    } catch (err) {
-      this.fail(err as Error)
-      return
-    }
-    this.chain = this.chain.then(() => this.persist(batch, commit))
+    if (this.pending.length === 0 || this.failed || this.cutQueued) return
+    this.cutQueued = true
+    this.chain = this.chain.then(() => {
+      this.cutQueued = false
+      if (this.pending.length === 0 || this.failed) return
+      const batch = this.pending
+      this.pending = []
+      let commit: ReturnType<Workflow['cut']>
+      try {
+        commit = this.cut(batch)
+      } catch (err) {
+        this.fail(err as Error)
+        return
+      }
+      return this.persist(batch, commit)
+    })
   }
 
   /** Builds the version record of a window from the doc as it is now (synchronously). */
-  private cut (batch: Pending[]): { record: VersionRecord, meta: WorkflowMeta, keyframe?: Uint8Array, conflicts: ConflictRecord[], violations: ViolationRecord[] } {
+  private cut (batch: Pending[]): { record: VersionRecord, meta: WorkflowMeta, keyframe?: Uint8Array, conflicts: ConflictRecord[], violations: ViolationRecord[], state: JsonObject } {
     const now = Date.now()
     const version = this.meta.head + 1
     const state = readState(this.doc)
@@ -321,7 +381,11 @@ export class Workflow {
       description: descriptions.length > 0 ? descriptions.join('; ') : `update by ${authors.join(', ')}`,
       meta,
       checksum: checksumOf(state),
-      changes: batch.flatMap(p => p.ops) as JsonPatchOp[]
+      // After versions from other servers, the window's own ops may not apply to the previous
+      // version's state in this order: diff the states instead.
+      changes: this.remoteSinceCut && this.committedJson !== null
+        ? jsonpatch.compare(this.committedJson, state) as JsonPatchOp[]
+        : batch.flatMap(p => p.ops) as JsonPatchOp[]
     }
     const runtimeChanges = batch.flatMap(p => p.runtimeOps) as JsonPatchOp[]
     if (runtimeChanges.length > 0) record.runtimeChanges = runtimeChanges
@@ -356,25 +420,108 @@ export class Workflow {
       deadline,
       bytes
     }
-    return { record, meta: this.meta, keyframe, conflicts, violations }
+    this.remoteSinceCut = false
+    return { record, meta: this.meta, keyframe, conflicts, violations, state }
+  }
+
+  /**
+   * Cluster mode: applies a version another server stored. The next version in line is applied
+   * from the message itself; after a gap the workflow catches up from the store.
+   */
+  applyRemote (remote: RemoteVersion): Promise<void> {
+    return this.enqueue(async () => {
+      if (remote.record.version <= this.meta.head || this.failed) return
+      if (remote.record.version !== this.meta.head + 1) {
+        await this.catchUpNow()
+        return
+      }
+      this.applyRemoteVersions(remote.meta, [remote.record], remote.updates)
+    })
+  }
+
+  /** Cluster mode: brings the document up to the store's head (after a missed notification). */
+  catchUp (): Promise<void> {
+    return this.enqueue(() => this.catchUpNow())
+  }
+
+  private async catchUpNow (): Promise<void> {
+    const { store } = this.opts
+    const meta = await store.getMeta(this.id)
+    if (meta === null || meta.head <= this.meta.head || this.failed) return
+    const records = await store.versionsAfter(this.id, this.meta.head, meta.head - this.meta.head)
+    const replay = await store.replay(this.id, meta.head)
+    const updates: Uint8Array[] = []
+    if (replay.keyframe !== null && replay.keyframe.version > this.meta.head) updates.push(replay.keyframe.state)
+    for (const entry of replay.entries) if (entry.version > this.meta.head) updates.push(...entry.updates)
+    this.applyRemoteVersions(meta, records.filter(r => r.version <= meta.head), updates)
+  }
+
+  private applyRemoteVersions (meta: WorkflowMeta, records: VersionRecord[], updates: Uint8Array[]): void {
+    const last = records[records.length - 1]
+    const origin = new RemoteOrigin(last ?? { author: 'accord', description: 'catch-up' })
+    this.doc.transact(() => { for (const update of updates) Y.applyUpdate(this.doc, update) }, origin)
+    if (this.committedJson !== null) {
+      try {
+        let json = this.committedJson
+        for (const record of records) json = jsonpatch.applyPatch(json, record.changes as Operation[], false, false).newDocument
+        this.committedJson = json
+      } catch (err) {
+        this.opts.log.warn('remote changes did not apply to the last state; diffing from the current one', { workflowId: this.id, error: (err as Error).message })
+        this.committedJson = readState(this.doc)
+      }
+    }
+    const previous = this.meta.deadline ?? null
+    this.meta = meta
+    if ((meta.deadline ?? null) !== previous) this.opts.onDeadline(this, meta.deadline ?? null)
+    for (const record of records) this.opts.onVersion(this, record, [], { seconds: 0, updates: 0, bytes: 0, remote: true })
+  }
+
+  /** Runs `fn` under the cluster-wide lock for `key` after catching up (task claims); plain call otherwise. */
+  async exclusive<T> (key: string, fn: () => Promise<T>): Promise<T> {
+    const cluster = this.opts.cluster
+    if (cluster === undefined) return fn()
+    return cluster.lock(`${this.id}:${key}`, async () => {
+      await this.catchUp()
+      return fn()
+    })
   }
 
   private async persist (batch: Pending[], commit: ReturnType<Workflow['cut']>): Promise<void> {
     if (this.failed) return
     const { store } = this.opts
     const started = performance.now()
-    try {
-      await this.withRetry(() => store.commit(this.id, {
-        meta: commit.meta,
-        record: commit.record,
-        updates: batch.map(p => p.update),
-        keyframe: commit.keyframe,
-        conflicts: commit.conflicts,
-        violations: commit.violations
-      }))
-    } catch (err) {
-      this.fail(err as Error)
-      return
+    for (let moved = 0; ; moved++) {
+      try {
+        const c = commit
+        const updates = batch.map(p => p.update)
+        await this.withRetry(() => store.commit(this.id, {
+          meta: c.meta,
+          record: c.record,
+          updates,
+          keyframe: c.keyframe,
+          conflicts: c.conflicts,
+          violations: c.violations
+        }))
+        if (this.committedJson !== null) this.committedJson = c.state
+        break
+      } catch (err) {
+        if (!(err instanceof HeadMovedError) || this.opts.cluster === undefined || moved >= 50 || this.failed) {
+          this.fail(err as Error)
+          return
+        }
+        // Another server stored this version number first: take its versions, then renumber ours
+        // (with whatever arrived meanwhile, which is in the document too).
+        try {
+          this.meta = { ...this.meta, head: commit.record.version - 1 }
+          await this.catchUpNow()
+          batch = batch.concat(this.pending)
+          this.pending = []
+          commit = this.cut(batch)
+        } catch (retryErr) {
+          this.fail(retryErr as Error)
+          return
+        }
+      }
     }
     for (let i = 0; i < batch.length; i++) {
       const { update, origin, description } = batch[i] as Pending
@@ -392,8 +539,9 @@ export class Workflow {
     this.opts.onVersion(this, commit.record, commit.conflicts, {
       seconds: (performance.now() - started) / 1000,
       updates: batch.length,
-      bytes: batch.reduce((n, p) => n + p.update.length, 0)
-    })
+      bytes: batch.reduce((n, p) => n + p.update.length, 0),
+      remote: false
+    }, batch.map(p => p.update))
     if (commit.keyframe !== undefined) this.opts.onKeyframe(this)
   }
 
@@ -425,7 +573,7 @@ export class Workflow {
       try {
         return await write()
       } catch (err) {
-        if (attempt >= this.opts.writeAttempts || this.destroyed) throw err
+        if (attempt >= this.opts.writeAttempts || this.destroyed || err instanceof HeadMovedError) throw err
         this.opts.log.warn('write failed, retrying', { workflowId: this.id, attempt, error: (err as Error).message })
         await sleep(Math.min(1000, 25 * 2 ** attempt))
       }
@@ -456,7 +604,9 @@ export class Workflow {
       for (const c of removed) owned.delete(c)
     }
     const changed = added.concat(updated, removed)
-    if (changed.length > 0) this.broadcast(encodeAwareness(this.awareness, changed))
+    if (changed.length === 0) return
+    this.broadcast(encodeAwareness(this.awareness, changed))
+    if (origin !== REMOTE_AWARENESS) this.opts.cluster?.publishAwareness(this, awarenessProtocol.encodeAwarenessUpdate(this.awareness, changed))
   }
 
   /** Writes what is pending, then releases the doc. Safe to call twice. */

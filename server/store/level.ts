@@ -43,7 +43,16 @@ const parseRecordJson = (key: string, json: string): VersionRecord => {
 
 const putOp = (key: string, value: Uint8Array): BatchOp => ({ type: 'put', key, value })
 
-export const openLevelStore = async (location: string): Promise<Store> => {
+export interface LevelStoreOptions {
+  /**
+   * fsync every write batch (LevelDB `sync: true`): survives power loss and OS crashes, not only
+   * a killed process, at the cost of one fsync per group commit. Default false.
+   */
+  sync?: boolean
+}
+
+export const openLevelStore = async (location: string, options: LevelStoreOptions = {}): Promise<Store> => {
+  const writeOptions = { sync: options.sync === true }
   const db: Db = new Level<string, Uint8Array>(location, { keyEncoding: 'utf8', valueEncoding: 'view' })
   await wrap(`opening LevelDB at ${location}`, () => db.open())
 
@@ -126,7 +135,7 @@ export const openLevelStore = async (location: string): Promise<Store> => {
     for (const conflict of c.conflicts ?? []) ops.push(putOp(keys.key(id, 'conf', conflict.id), frameJson(conflict)))
     for (const violation of c.violations ?? []) ops.push(putOp(keys.key(id, 'viol', violation.id), frameJson(violation)))
     ops.push(putOp(keys.metaKey(id), frameJson(c.meta)))
-    await db.batch(ops)
+    await db.batch(ops, writeOptions)
   })
 
   const replay: Store['replay'] = (id, version) => wrap(`reading version ${version} of ${id}`, async () => {
@@ -226,7 +235,7 @@ export const openLevelStore = async (location: string): Promise<Store> => {
     }
     if (from !== 0) ops.push({ type: 'del', key: keys.key(id, 'kf', from) })
     ops.push(putOp(keys.key(id, 'arch', to), frame(encodeChunk({ from, keyframe: keyframe?.state ?? null, records, entries }))))
-    await db.batch(ops)
+    await db.batch(ops, writeOptions)
   })
 
   const putSnapshot: Store['putSnapshot'] = record => wrap(`writing snapshot ${record.id}`, () =>
@@ -245,12 +254,12 @@ export const openLevelStore = async (location: string): Promise<Store> => {
   })
 
   const deleteSnapshots: Store['deleteSnapshots'] = (id, ids) => wrap(`deleting snapshots of ${id}`, () =>
-    db.batch(ids.map(s => ({ type: 'del' as const, key: keys.key(id, 'snap', s) }))))
+    db.batch(ids.map(s => ({ type: 'del' as const, key: keys.key(id, 'snap', s) })), writeOptions))
 
   const putConflict: Store['putConflict'] = (record, meta) => wrap(`writing conflict ${record.id}`, () => {
     const ops: BatchOp[] = [putOp(keys.key(record.workflowId, 'conf', record.id), frameJson(record))]
     if (meta !== undefined) ops.push(putOp(keys.metaKey(meta.id), frameJson(meta)))
-    return db.batch(ops)
+    return db.batch(ops, writeOptions)
   })
 
   const listConflicts: Store['listConflicts'] = id => wrap(`listing conflicts of ${id}`, async () => {
@@ -309,7 +318,7 @@ export const openLevelStore = async (location: string): Promise<Store> => {
   const deleteWorkflow: Store['deleteWorkflow'] = id => wrap(`deleting ${id}`, async () => {
     const ops: BatchOp[] = [{ type: 'del', key: keys.metaKey(id) }]
     for await (const k of db.keys(keys.workflowRange(id))) ops.push({ type: 'del', key: k })
-    await db.batch(ops)
+    await db.batch(ops, writeOptions)
   })
 
   const close = async (): Promise<void> => {

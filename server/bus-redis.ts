@@ -1,0 +1,136 @@
+/**
+ * The cluster bus on Redis (see bus.ts for what it carries and why it may lose nothing important).
+ *
+ *   <prefix>versions      a Stream: one entry per stored version { s: server, v: encoded version },
+ *                         trimmed to about `maxLen` entries; each server reads it with XREAD BLOCK
+ *   <prefix>awareness     a pub/sub channel for presence (ephemeral by nature)
+ *   <prefix>lock:<key>    SET NX PX locks, released only by their holder (compare-and-delete)
+ *
+ * Streams, unlike pub/sub, keep entries: a server whose reader stalls briefly continues where it
+ * was. Anything beyond that (trimmed entries, Redis restarted) is repaired from the store.
+ */
+import { randomBytes } from 'node:crypto'
+import { Redis } from 'ioredis'
+import { AccordError } from '../src/errors.ts'
+import type { Logger } from './log.ts'
+import { decodeAwarenessMessage, decodeVersion, encodeAwarenessMessage, encodeVersion, type Bus, type BusHandlers } from './bus.ts'
+
+export interface RedisBusOptions {
+  url: string
+  log: Logger
+  /** Key prefix, so several clusters (or test runs) can share one Redis. Default `accord:`. */
+  prefix?: string
+  /** Approximate stream length kept (default 10,000 versions). */
+  maxLen?: number
+  /** Lock lease; a holder that dies releases it after this long (default 10 s). */
+  lockTtlMs?: number
+  /** How long `lock` waits for a held lock (default 10 s). */
+  lockWaitMs?: number
+}
+
+const RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
+
+export const createRedisBus = (opts: RedisBusOptions): Bus => {
+  const serverId = randomBytes(8).toString('hex')
+  const prefix = opts.prefix ?? 'accord:'
+  const stream = `${prefix}versions`
+  const channel = `${prefix}awareness`
+  const maxLen = opts.maxLen ?? 10_000
+  const connect = (name: string): Redis => {
+    const r = new Redis(opts.url, { lazyConnect: true, maxRetriesPerRequest: null, connectionName: `accord-${name}-${serverId}` })
+    r.on('error', err => { opts.log.warn('redis error', { connection: name, error: err.message }) })
+    return r
+  }
+  const commands = connect('cmd')
+  const reader = connect('reader')
+  const subscriber = connect('sub')
+  let closed = false
+  let loop: Promise<void> = Promise.resolve()
+
+  const readLoop = async (handlers: BusHandlers, from: string): Promise<void> => {
+    let last = from
+    while (!closed) {
+      let result: Array<[Buffer, Array<[Buffer, Buffer[]]>]> | null
+      try {
+        result = await reader.xreadBuffer('COUNT', 1000, 'BLOCK', 2000, 'STREAMS', stream, last) as typeof result
+      } catch (err) {
+        if (closed) return
+        opts.log.warn('bus read failed; reconciling with the store', { error: (err as Error).message })
+        handlers.onReconnect()
+        await new Promise(resolve => setTimeout(resolve, 200))
+        continue
+      }
+      for (const [, entries] of result ?? []) {
+        for (const [id, fields] of entries) {
+          last = id.toString()
+          const map = new Map<string, Buffer>()
+          for (let i = 0; i + 1 < fields.length; i += 2) map.set((fields[i] as Buffer).toString(), fields[i + 1] as Buffer)
+          if (map.get('s')?.toString() === serverId) continue
+          const data = map.get('v')
+          if (data === undefined) continue
+          try {
+            handlers.onVersion(decodeVersion(data))
+          } catch (err) {
+            opts.log.warn('ignoring a malformed bus entry', { id: last, error: (err as Error).message })
+          }
+        }
+      }
+    }
+  }
+
+  const start: Bus['start'] = async handlers => {
+    await Promise.all([commands.connect(), reader.connect(), subscriber.connect()])
+    // Start reading at the stream's current end; the store covers anything older.
+    const tail = await commands.xrevrange(stream, '+', '-', 'COUNT', 1)
+    const from = tail[0]?.[0] ?? '0-0'
+    subscriber.on('messageBuffer', (_channel: Buffer, message: Buffer) => {
+      try {
+        const m = decodeAwarenessMessage(message)
+        if (m.server !== serverId) handlers.onAwareness(m.workflowId, m.update)
+      } catch (err) {
+        opts.log.warn('ignoring a malformed presence message', { error: (err as Error).message })
+      }
+    })
+    await subscriber.subscribe(channel)
+    // After a reconnect the reader may have missed entries that were trimmed: reconcile.
+    reader.on('ready', () => { if (!closed) handlers.onReconnect() })
+    loop = readLoop(handlers, from)
+  }
+
+  const publishVersion: Bus['publishVersion'] = async version => {
+    await commands.xadd(stream, 'MAXLEN', '~', maxLen, '*', 's', serverId, 'v', Buffer.from(encodeVersion(version)))
+  }
+
+  const publishAwareness: Bus['publishAwareness'] = (workflowId, update) => {
+    commands.publish(channel, Buffer.from(encodeAwarenessMessage(serverId, workflowId, update))).catch((err: Error) => {
+      opts.log.debug('presence publish failed', { error: err.message })
+    })
+  }
+
+  const lock: Bus['lock'] = async (key, fn) => {
+    const name = `${prefix}lock:${key}`
+    const token = randomBytes(12).toString('hex')
+    const deadline = Date.now() + (opts.lockWaitMs ?? 10_000)
+    for (let wait = 5; ; wait = Math.min(wait * 2, 100)) {
+      if (await commands.set(name, token, 'PX', opts.lockTtlMs ?? 10_000, 'NX') === 'OK') break
+      if (Date.now() > deadline) throw new AccordError('TIMEOUT', `cluster lock ${key} stayed taken`)
+      await new Promise(resolve => setTimeout(resolve, wait))
+    }
+    try {
+      return await fn()
+    } finally {
+      await commands.eval(RELEASE, 1, name, token).catch(() => {})
+    }
+  }
+
+  const close: Bus['close'] = async () => {
+    if (closed) return
+    closed = true
+    reader.disconnect()
+    await loop.catch(() => {})
+    subscriber.disconnect()
+    await commands.quit().catch(() => { commands.disconnect() })
+  }
+
+  return { serverId, start, publishVersion, publishAwareness, lock, close }
+}

@@ -1,0 +1,199 @@
+/**
+ * Scale-out: three Accord servers on one PostgreSQL store with a Redis bus. Any server serves any
+ * workflow; edits made through one reach clients of the others; concurrent writes through all
+ * three keep one gapless history; presence, change streams and task claims work across servers;
+ * a server that misses every bus message still converges from the store.
+ */
+import pg from 'pg'
+import { Redis } from 'ioredis'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { startServer, type TestServer } from './helpers/server.ts'
+import { closeClients, sdkAgent, stockClient } from './helpers/clients.ts'
+import { waitFor, waitForConvergence } from './helpers/wait.ts'
+import { api, openSse } from './helpers/http.ts'
+import { POSTGRES_URL, REDIS_URL, servicesMissing, uniqueName } from './helpers/services.ts'
+import { openPostgresStore } from '../server/store/postgres.ts'
+import type { Store } from '../server/store/store.ts'
+import type { VersionRecord } from '../src/index.ts'
+
+const missing = await servicesMissing()
+if (missing !== null) console.log(`cluster tests skipped: ${missing}`)
+
+interface Node { srv: TestServer, store: Store, stop: () => Promise<void> }
+
+let schema = ''
+let prefix = ''
+const nodes: Node[] = []
+
+const startNode = async (options: { prefix?: string } = {}): Promise<Node> => {
+  const store = await openPostgresStore(POSTGRES_URL, { schema })
+  const srv = await startServer({ store, evictionGraceMs: 0, cluster: { redisUrl: REDIS_URL, prefix: options.prefix ?? prefix, reconcileMs: 300 } })
+  let stopped = false
+  const node: Node = {
+    srv,
+    store,
+    stop: async () => {
+      if (stopped) return
+      stopped = true
+      await srv.stop()
+      await store.close()
+    }
+  }
+  nodes.push(node)
+  return node
+}
+
+const cluster = async (n = 3): Promise<Node[]> => {
+  const out: Node[] = []
+  for (let i = 0; i < n; i++) out.push(await startNode()) // one at a time: the first runs the migrations
+  return out
+}
+
+const historyOf = async (srv: TestServer, id: string): Promise<VersionRecord[]> => {
+  const out: VersionRecord[] = []
+  for (;;) {
+    const page = await srv.server.history(id, { limit: 500, before: out.at(-1)?.version })
+    out.push(...page)
+    if (page.length < 500) return out
+  }
+}
+
+const expectGapless = (versions: VersionRecord[]): void => {
+  const top = versions[0]?.version ?? 0
+  expect(versions.map(v => v.version)).toEqual(Array.from({ length: top }, (_, i) => top - i))
+  expect(versions.every(v => v.parentVersion === v.version - 1)).toBe(true)
+}
+
+describe.skipIf(missing !== null)('cluster: PostgreSQL store + Redis bus', () => {
+  beforeAll(() => {}) // services are checked at import
+  afterEach(async () => {
+    await closeClients()
+    await Promise.all(nodes.splice(0).map(n => n.stop()))
+    const client = new pg.Client({ connectionString: POSTGRES_URL })
+    await client.connect()
+    await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)
+    await client.end()
+    const redis = new Redis(REDIS_URL)
+    const keys = await redis.keys(`${prefix}*`)
+    if (keys.length > 0) await redis.del(...keys)
+    await redis.quit()
+  })
+  afterAll(() => {})
+  const fresh = (): void => {
+    schema = uniqueName('cluster')
+    prefix = `${schema}:`
+  }
+
+  it('an edit through one server reaches clients of the others, in one gapless history', async () => {
+    fresh()
+    const [a, b, c] = await cluster()
+    const alice = sdkAgent(a!.srv.url, 'wf-fan', 'alice')
+    const bob = sdkAgent(b!.srv.url, 'wf-fan', 'bob')
+    const stock = stockClient(c!.srv.url, 'wf-fan')
+    await Promise.all([alice.whenSynced(), bob.whenSynced(), stock.synced()])
+    alice.update(d => { d.alice = 1 }, { description: 'from a' })
+    await waitFor(() => (bob.state as Record<string, unknown>).alice === 1, { what: 'a -> b' })
+    await waitFor(() => (stock.json() as Record<string, unknown>).alice === 1, { what: 'a -> c' })
+    bob.update(d => { d.bob = [1, 2] })
+    stock.doc.getMap('state').set('stock', true)
+    const final = await waitForConvergence([() => alice.state, () => bob.state, () => stock.json()], 15_000)
+    expect(final).toEqual({ alice: 1, bob: [1, 2], stock: true })
+    for (const node of [a!, b!, c!]) {
+      await waitFor(async () => (await historyOf(node.srv, 'wf-fan')).length === 3, { what: 'three versions everywhere' })
+      expectGapless(await historyOf(node.srv, 'wf-fan'))
+    }
+    expect((await historyOf(c!.srv, 'wf-fan')).at(-1)?.description).toBe('from a')
+  })
+
+  it('concurrent writes through three servers converge with a gapless history whose states replay', async () => {
+    fresh()
+    const servers = await cluster()
+    const agents = servers.flatMap((node, i) => [0, 1].map(j => sdkAgent(node.srv.url, 'wf-storm', `agent-${i}-${j}`)))
+    await Promise.all(agents.map(a => a.whenSynced()))
+    for (let round = 0; round < 30; round++) {
+      agents.forEach((agent, k) => agent.update(d => {
+        d[`${agent.agentId}`] = round
+        d.shared = `${k}:${round}`
+      }))
+      if (round % 5 === 0) await new Promise(resolve => setImmediate(resolve))
+    }
+    const final = await waitForConvergence(agents.map(a => () => a.state), 30_000)
+    for (const agent of agents) expect((final as Record<string, unknown>)[agent.agentId]).toBe(29)
+    const versions = await historyOf(servers[0]!.srv, 'wf-storm')
+    expectGapless(versions)
+    const head = versions[0]!.version
+    expect(await servers[1]!.srv.server.stateAt('wf-storm', head)).toEqual(final)
+    // Each record's changes, applied in order, rebuild the final state.
+    const rebuilt = versions.slice().reverse().reduce<Record<string, unknown>>((state, v) => {
+      const next = structuredClone(state)
+      for (const op of v.changes) {
+        const key = op.path.split('/')[1] as string
+        if (op.op === 'remove' && op.path.split('/').length === 2) delete next[key]
+        else if (op.path.split('/').length === 2 && (op.op === 'add' || op.op === 'replace')) next[key] = op.value
+      }
+      return next
+    }, {})
+    expect(rebuilt).toEqual(final)
+  })
+
+  it('presence, change streams with Last-Event-ID and task claims work across servers', async () => {
+    fresh()
+    const [a, b, c] = await cluster()
+    const one = stockClient(a!.srv.url, 'wf-x')
+    const two = stockClient(b!.srv.url, 'wf-x')
+    await Promise.all([one.synced(), two.synced()])
+    one.provider.awareness.setLocalStateField('user', { name: 'one' })
+    await waitFor(() => Array.from(two.provider.awareness.getStates().values()).some(s => s.user?.name === 'one'), { what: 'presence crosses servers' })
+
+    const writer = sdkAgent(a!.srv.url, 'wf-x', 'writer')
+    await writer.whenSynced()
+    writer.update(d => { d.n = 1 })
+    await waitFor(async () => ((await b!.store.getMeta('wf-x'))?.head ?? 0) >= 1, { what: 'first version' })
+    const sse = openSse(`http://127.0.0.1:${b!.srv.port}/v1/workflows/wf-x/events`)
+    expect(await sse.status).toBe(200)
+    writer.update(d => { d.n = 2 })
+    await waitFor(() => sse.events.some(e => e.event === 'change' && JSON.parse(e.data).changes.some((op: { path: string, value?: unknown }) => op.path === '/n' && op.value === 2)), { what: 'SSE on b sees a write on a' })
+    const lastId = sse.events.filter(e => e.event === 'change').at(-1)!.id!
+    sse.close()
+    writer.update(d => { d.n = 3 })
+    writer.update(d => { d.m = 3 })
+    await waitFor(async () => ((await c!.store.getMeta('wf-x'))?.head ?? 0) >= Number(lastId) + 1, { what: 'more versions' })
+    const resumed = openSse(`http://127.0.0.1:${c!.srv.port}/v1/workflows/wf-x/events`, { 'last-event-id': lastId })
+    await waitFor(() => resumed.events.filter(e => e.event === 'change').some(e => JSON.parse(e.data).changes.some((op: { path: string }) => op.path === '/m')), { what: 'resume on c' })
+    const ids = resumed.events.filter(e => e.event === 'change').map(e => Number(e.id))
+    expect(ids[0]).toBe(Number(lastId) + 1)
+    expect(new Set(ids).size).toBe(ids.length)
+    resumed.close()
+
+    // 30 tasks, 6 workers on 3 servers claiming at once: each task claimed exactly once.
+    for (let i = 0; i < 30; i++) writer.tasks.push({ title: `t${i}` }, { kind: 'queue' })
+    const workers = [a!, b!, c!].flatMap((node, i) => [0, 1].map(j => sdkAgent(node.srv.url, 'wf-x', `worker-${i}-${j}`)))
+    await Promise.all(workers.map(w => w.whenSynced()))
+    await waitFor(() => workers.every(w => w.tasks.list().length === 30), { what: 'every worker sees the 30 tasks' })
+    const claimed: string[] = []
+    await Promise.all(workers.map(async w => {
+      for (;;) {
+        const task = await w.tasks.claim({ kind: 'queue' })
+        if (task === null) return
+        claimed.push(task.id)
+      }
+    }))
+    expect(claimed.length).toBe(30)
+    expect(new Set(claimed).size).toBe(30)
+  })
+
+  it('a server that misses every bus message still converges from the store', async () => {
+    fresh()
+    const [a] = await cluster(1)
+    const deaf = await startNode({ prefix: `${prefix}elsewhere:` }) // another bus: it hears nothing
+    const writer = sdkAgent(a!.srv.url, 'wf-deaf', 'writer')
+    const reader = sdkAgent(deaf.srv.url, 'wf-deaf', 'reader')
+    await Promise.all([writer.whenSynced(), reader.whenSynced()])
+    for (let i = 0; i < 10; i++) writer.update(d => { d[`k${i}`] = i })
+    await waitFor(() => Object.keys(reader.state).length === 10, { what: 'reconciled from the store' })
+    reader.update(d => { d.back = true })
+    await waitFor(() => (writer.state as Record<string, unknown>).back === true, { what: 'and back' })
+    expectGapless(await historyOf(a!.srv, 'wf-deaf'))
+    expect((await api(`http://127.0.0.1:${deaf.srv.port}`, 'GET', '/v1/workflows/wf-deaf')).body.state).toEqual(writer.state)
+  })
+})

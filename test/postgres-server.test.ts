@@ -1,0 +1,144 @@
+/**
+ * A real server on the PostgreSQL store: clients sync through it, and a new server (a new pool on
+ * the same schema) serves the same state and history after a restart. Also `accord serve --store`.
+ *
+ * PostgreSQL: ACCORD_TEST_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/test), one
+ * fresh schema per test, dropped afterwards. Unreachable: skipped with the reason printed, unless
+ * ACCORD_REQUIRE_SERVICES=1 (then it fails).
+ */
+import { randomBytes } from 'node:crypto'
+import { afterEach, describe, expect, it } from 'vitest'
+import pg from 'pg'
+import { openPostgresStore } from '../server/store/postgres.ts'
+import type { Store } from '../server/store/store.ts'
+import { verifyStore } from '../server/verify.ts'
+import { removeTempDirs, startServer, type TestServer } from './helpers/server.ts'
+import { closeClients, sdkAgent, stockClient } from './helpers/clients.ts'
+import { killChildren, runAccord, spawnAccord } from './helpers/child.ts'
+import { waitFor, waitForConvergence } from './helpers/wait.ts'
+
+const PG_URL = process.env.ACCORD_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
+
+const postgresProblem = async (): Promise<string | null> => {
+  const client = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 3000 })
+  try {
+    await client.connect()
+    await client.query('SELECT 1')
+    return null
+  } catch (err) {
+    return `cannot reach PostgreSQL at ${PG_URL}: ${(err as Error).message}`
+  } finally {
+    await client.end().catch(() => {})
+  }
+}
+
+const servers: TestServer[] = []
+const stores: Store[] = []
+const schemas: string[] = []
+
+const newSchema = (): string => {
+  const schema = `accord_test_${randomBytes(6).toString('hex')}`
+  schemas.push(schema)
+  return schema
+}
+
+const openStore = async (schema: string): Promise<Store> => {
+  const store = await openPostgresStore(PG_URL, { schema, max: 4 })
+  stores.push(store)
+  return store
+}
+
+afterEach(async () => {
+  // Servers before their stores, stores before their schema.
+  await killChildren()
+  await closeClients()
+  await Promise.all(servers.splice(0).map(s => s.stop()))
+  await Promise.all(stores.splice(0).map(s => s.close()))
+  if (schemas.length > 0) {
+    const admin = new pg.Client({ connectionString: PG_URL })
+    await admin.connect()
+    for (const schema of schemas.splice(0)) await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)
+    await admin.end()
+  }
+  await removeTempDirs()
+})
+
+const pgProblem = await postgresProblem()
+const required = process.env.ACCORD_REQUIRE_SERVICES === '1'
+if (pgProblem !== null && !required) console.log(`skipping the PostgreSQL server tests: ${pgProblem}`)
+
+;(pgProblem !== null && !required ? describe.skip : describe)('a server on PostgreSQL', () => {
+  it('syncs two clients, and after a restart serves the same state, history, archive and snapshots', async () => {
+    if (pgProblem !== null) throw new Error(pgProblem)
+    const schema = newSchema()
+    const opts = { keyframeEvery: 10, retention: { maxVersions: 10 } }
+    const first = await startServer({ ...opts, store: await openStore(schema) })
+    servers.push(first)
+    const store = first.server.store
+    const head = async (): Promise<number> => (await store.getMeta('wf-pg'))?.head ?? 0
+    const a = sdkAgent(first.url, 'wf-pg', 'agent-a')
+    const b = sdkAgent(first.url, 'wf-pg', 'agent-b')
+    await Promise.all([a.whenSynced(), b.whenSynced()])
+    for (let i = 0; i < 35; i++) {
+      // One version per edit, alternating writers.
+      const writer = i % 2 === 0 ? a : b
+      writer.update(d => { d.counter = i; d[`k${i % 5}`] = { by: writer === a ? 'a' : 'b', i } }, { description: `edit ${i}` })
+      await waitFor(async () => (await head()) === i + 1, { what: `edit ${i} stored` })
+    }
+    const final = JSON.stringify(await waitForConvergence([() => a.state, () => b.state]))
+    expect(JSON.parse(final).counter).toBe(34)
+    await waitFor(async () => (await store.archivedThrough('wf-pg')) === 20, { what: 'old versions archived' })
+    const snap = await first.server.createSnapshot('wf-pg', { name: 'before restart', version: 12 })
+    const history = await first.server.history('wf-pg', { limit: 1000 })
+    expect(history.map(v => v.version)).toEqual(Array.from({ length: 35 }, (_, i) => 35 - i))
+    expect(history.find(v => v.version === 1)).toMatchObject({ author: 'agent-a', description: 'edit 0' })
+    const states = new Map<number, string>()
+    for (const v of [1, 5, 12, 20, 21, 30, 35]) states.set(v, JSON.stringify(await first.server.stateAt('wf-pg', v)))
+    expect(states.get(35)).toBe(final)
+    expect(JSON.parse(states.get(5) as string).counter).toBe(4)
+    await closeClients()
+    await first.stop()
+    await store.close()
+
+    // A new server with a new pool on the same schema.
+    const second = await startServer({ ...opts, store: await openStore(schema) })
+    servers.push(second)
+    const reader = stockClient(second.url, 'wf-pg')
+    await reader.synced()
+    expect(JSON.stringify(reader.json())).toBe(final)
+    expect(await second.server.history('wf-pg', { limit: 1000 })).toEqual(history)
+    for (const [v, json] of states) expect(JSON.stringify(await second.server.stateAt('wf-pg', v)), `state at ${v}`).toBe(json)
+    expect(await second.server.listSnapshots('wf-pg')).toEqual([snap])
+    expect((await verifyStore(second.server.store)).problems).toEqual([])
+
+    // Writing goes on from the stored head: version numbers stay gapless.
+    const c = sdkAgent(second.url, 'wf-pg', 'agent-c')
+    await c.whenSynced()
+    c.update(d => { d.after = 'restart' })
+    await waitFor(async () => (await second.server.store.getMeta('wf-pg'))?.head === 36, { what: 'version 36 stored' })
+    expect((await second.server.history('wf-pg', { limit: 1 }))[0]).toMatchObject({ version: 36, parentVersion: 35, author: 'agent-c' })
+    await waitFor(() => (reader.json() as Record<string, unknown>).after === 'restart', { what: 'the reader sees the new edit' })
+  })
+
+  it('accord serve --store postgres://...?schema= serves from PostgreSQL; other --store values are usage errors', async () => {
+    if (pgProblem !== null) throw new Error(pgProblem)
+    const schema = newSchema()
+    const url = new URL(PG_URL)
+    url.searchParams.set('schema', schema)
+    const served = await spawnAccord(['serve', '--port', '0', '--store', url.toString(), '--log-level', 'silent'])
+    const a = sdkAgent(served.url, 'wf-cli-pg', 'agent-a')
+    await a.whenSynced()
+    a.update(d => { d.via = 'cli' })
+    const store = await openStore(schema)
+    await waitFor(async () => (await store.getMeta('wf-cli-pg'))?.head === 1, { what: 'the CLI server stored the edit' })
+    await closeClients()
+    const exited = new Promise<number | null>(resolve => { served.child.once('exit', code => { resolve(code) }) })
+    served.child.kill('SIGTERM')
+    expect(await exited).toBe(0)
+    expect((await store.versions('wf-cli-pg', { limit: 10 })).map(r => r.version)).toEqual([1])
+
+    const bad = await runAccord(['serve', '--port', '0', '--store', 'mysql://127.0.0.1/x'])
+    expect(bad.code).toBe(2)
+    expect(bad.stderr).toContain('--store must be a postgres:// URL')
+  })
+})
