@@ -184,7 +184,7 @@ async function * backupRecords (dir: string, manifest: BackupManifest): AsyncGen
  * Restores a backup into `dataDir`, which must not exist or be empty. The records go into a
  * sibling temp dir first; it becomes `dataDir` only after the checksums and verify pass.
  */
-export const restoreBackup = async (dir: string, dataDir: string): Promise<{ manifest: BackupManifest, report: VerifyReport }> => {
+export const restoreBackup = async (dir: string, dataDir: string, encryptionKey?: Uint8Array): Promise<{ manifest: BackupManifest, report: VerifyReport }> => {
   const manifest = await readManifest(dir)
   const target = path.resolve(dataDir)
   if (!await isEmptyDir(target)) throw new AccordError('INVALID_REQUEST', `${target} is not empty: restore into a new directory (or move the old one away)`)
@@ -192,7 +192,7 @@ export const restoreBackup = async (dir: string, dataDir: string): Promise<{ man
   await rm(temp, { recursive: true, force: true })
   try {
     await importLevelRecords(temp, backupRecords(dir, manifest))
-    const store = await openLevelStore(temp)
+    const store = await openLevelStore(temp, { encryptionKey })
     let report: VerifyReport
     try {
       report = await verifyStore(store)

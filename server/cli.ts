@@ -6,6 +6,7 @@ import { createServer } from './server.ts'
 import { LOG_LEVELS, type LogLevel } from './log.ts'
 import { mintToken } from './auth.ts'
 import path from 'node:path'
+import { readFile } from 'node:fs/promises'
 import { Readable } from 'node:stream'
 import type { ReadableStream as WebReadableStream } from 'node:stream/web'
 import { openLevelStore } from './store/level.ts'
@@ -13,6 +14,8 @@ import { createMemoryStore } from './store/memory.ts'
 import type { Store } from './store/store.ts'
 import { verifyStore } from './verify.ts'
 import { restoreBackup, writeBackup } from './backup.ts'
+import { rekeyStore } from './rekey.ts'
+import { parseEncryptionKey } from './store/frame.ts'
 
 const USAGE = `Usage: accord <command> [options]
 
@@ -22,6 +25,8 @@ Commands:
     --host <addr>           Interface to bind (default 127.0.0.1)
     --data <dir>            LevelDB directory (default ./data)
     --sync                  fsync every LevelDB write batch (survives power loss; slower)
+    --encryption-key-file f Encrypt values at rest with this AES-256 key (or env ACCORD_ENCRYPTION_KEY;
+                            64 hex digits or base64; verify and restore-backup take it too)
     --store <url>           postgres://user@host/db[?schema=name]: PostgreSQL instead of LevelDB
     --bus <url>             redis://host:port: run as one of several servers on the same --store
     --bus-prefix <p>        Redis key prefix (default accord:), one per cluster
@@ -41,6 +46,10 @@ Commands:
     --token <jwt>           Token with scope admin:* for servers with auth (or env ACCORD_TOKEN)
   restore-backup <dir>      Restore a backup into a new data dir, verified before it is used
     --data <dir>            Target LevelDB directory (default ./data; must be empty or absent)
+  rekey                     Rewrite every stored value under a new encryption key (server stopped)
+    --data <dir>            LevelDB directory (default ./data)
+    --encryption-key-file f The current key (or env ACCORD_ENCRYPTION_KEY); none for a plain store
+    --new-key-file <f>      The new key (or env ACCORD_NEW_ENCRYPTION_KEY); or --decrypt for none
   token                     Mint a development token (HS256)
     --secret <s>            Signing secret (or env ACCORD_AUTH_SECRET)
     --agent <id>            Agent id (the token's subject)
@@ -68,6 +77,12 @@ const toInt = (name: string, value: unknown, fallback: number): number => {
   return n
 }
 
+/** The at-rest key from --encryption-key-file, else the environment (64 hex digits or base64). */
+const encryptionKey = async (file: unknown, env = 'ACCORD_ENCRYPTION_KEY'): Promise<Uint8Array | undefined> => {
+  const text = typeof file === 'string' ? await readFile(file, 'utf8') : process.env[env]
+  return text === undefined || text.trim() === '' ? undefined : parseEncryptionKey(text)
+}
+
 const optionalInt = (name: string, value: unknown): number | undefined =>
   value === undefined ? undefined : toInt(name, value, 0)
 
@@ -83,6 +98,7 @@ const serve = async (args: string[]): Promise<number> => {
     'rate-limit': { type: 'string' },
     bus: { type: 'string' },
     sync: { type: 'boolean' },
+    'encryption-key-file': { type: 'string' },
     'bus-prefix': { type: 'string' },
     store: { type: 'string' } // postgres://... (hidden, for benchmarks: memory switches persistence off)
   })
@@ -108,6 +124,7 @@ const serve = async (args: string[]): Promise<number> => {
     log: { level },
     auth: secret === undefined ? undefined : { secret },
     syncWrites: values.sync === true,
+    encryptionKey: await encryptionKey(values['encryption-key-file']),
     maxLoadedWorkflows: optionalInt('max-workflows', values['max-workflows']),
     maxConnectionsPerWorkflow: optionalInt('max-connections-per-workflow', values['max-connections-per-workflow']),
     rateLimit: values['rate-limit'] === undefined ? undefined : { perSecond: toInt('rate-limit', values['rate-limit'], 0) },
@@ -153,9 +170,9 @@ const get = async (args: string[]): Promise<number> => {
 }
 
 /** Opens the LevelDB store of a stopped server, with a clear message when it is in use. */
-const openOffline = async (dir: string): Promise<Store> => {
+const openOffline = async (dir: string, encryptionKey?: Uint8Array): Promise<Store> => {
   try {
-    return await openLevelStore(path.resolve(dir))
+    return await openLevelStore(path.resolve(dir), { encryptionKey })
   } catch (err) {
     // LevelDB reports a held lock as the cause of the open failure.
     const chain: string[] = []
@@ -166,13 +183,13 @@ const openOffline = async (dir: string): Promise<Store> => {
 }
 
 const verify = async (args: string[]): Promise<number> => {
-  const { values, positionals } = parse(args, { data: { type: 'string' } })
+  const { values, positionals } = parse(args, { data: { type: 'string' }, 'encryption-key-file': { type: 'string' } })
   if (values.help === true) {
     process.stdout.write(USAGE)
     return 0
   }
   if (positionals.length > 0) throw new UsageError(`unexpected argument ${positionals[0]}`)
-  const store = await openOffline((values.data as string | undefined) ?? './data')
+  const store = await openOffline((values.data as string | undefined) ?? './data', await encryptionKey(values['encryption-key-file']))
   try {
     const report = await verifyStore(store)
     for (const p of report.problems) {
@@ -205,20 +222,45 @@ const backup = async (args: string[]): Promise<number> => {
 }
 
 const restore = async (args: string[]): Promise<number> => {
-  const { values, positionals } = parse(args, { data: { type: 'string' } })
+  const { values, positionals } = parse(args, { data: { type: 'string' }, 'encryption-key-file': { type: 'string' } })
   if (values.help === true) {
     process.stdout.write(USAGE)
     return 0
   }
   if (positionals.length !== 1) throw new UsageError('restore-backup needs exactly one backup directory')
   const data = (values.data as string | undefined) ?? './data'
-  const { manifest, report } = await restoreBackup(positionals[0] as string, data)
+  const { manifest, report } = await restoreBackup(positionals[0] as string, data, await encryptionKey(values['encryption-key-file']))
   for (const p of report.problems) process.stdout.write(`PROBLEM ${p.workflowId ?? ''}${p.key === undefined ? '' : ` ${p.key}`}: ${p.problem}\n`)
   if (report.problems.length > 0) {
     process.stdout.write(`the backup did not verify; ${data} was left untouched\n`)
     return 1
   }
   process.stdout.write(`restored ${manifest.workflows.length} workflows, ${report.versions} versions (backup of ${manifest.createdAt}) into ${data}: verified\n`)
+  return 0
+}
+
+const rekey = async (args: string[]): Promise<number> => {
+  const { values, positionals } = parse(args, {
+    data: { type: 'string' },
+    'encryption-key-file': { type: 'string' },
+    'new-key-file': { type: 'string' },
+    decrypt: { type: 'boolean' }
+  })
+  if (values.help === true) {
+    process.stdout.write(USAGE)
+    return 0
+  }
+  if (positionals.length > 0) throw new UsageError(`unexpected argument ${positionals[0]}`)
+  const newKey = values.decrypt === true ? undefined : await encryptionKey(values['new-key-file'], 'ACCORD_NEW_ENCRYPTION_KEY')
+  if (newKey === undefined && values.decrypt !== true) throw new UsageError('rekey needs --new-key-file (or ACCORD_NEW_ENCRYPTION_KEY), or --decrypt')
+  const data = (values.data as string | undefined) ?? './data'
+  const result = await rekeyStore(data, await encryptionKey(values['encryption-key-file']), newKey)
+  for (const p of result.report.problems) process.stdout.write(`PROBLEM ${p.workflowId ?? ''}${p.key === undefined ? '' : ` ${p.key}`}: ${p.problem}\n`)
+  if (result.report.problems.length > 0) {
+    process.stdout.write(`the rewritten store did not verify; ${data} was left untouched\n`)
+    return 1
+  }
+  process.stdout.write(`rewrote ${result.records} records ${newKey === undefined ? 'unencrypted' : 'under the new key'}; verified. The old store is kept at ${result.previous}\n`)
   return 0
 }
 
@@ -264,6 +306,8 @@ export const main = async (argv: string[]): Promise<number> => {
         return await backup(rest)
       case 'restore-backup':
         return await restore(rest)
+      case 'rekey':
+        return await rekey(rest)
       case undefined:
       case '-h':
       case '--help':

@@ -49,6 +49,8 @@ export interface ServerOptions {
   dataDir?: string
   /** A store to use instead of opening LevelDB at dataDir; the caller keeps ownership. */
   store?: Store
+  /** AES-256-GCM key (32 bytes) encrypting every LevelDB value at rest (see server/store/frame.ts). */
+  encryptionKey?: Uint8Array
   /** fsync each LevelDB write batch, so acknowledged edits also survive power loss (default false). */
   syncWrites?: boolean
   /** Largest accepted message in bytes (default 16 MiB); larger closes with 4413. */
@@ -314,7 +316,7 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
     else if (!['127.0.0.1', 'localhost', '::1'].includes(host)) {
       throw new AccordError('INVALID_REQUEST', `refusing to listen on ${host} without auth: configure auth (a secret or public key) or bind to 127.0.0.1`)
     }
-    if (store === null) store = await openLevelStore(path.resolve(options.dataDir ?? './data'), { sync: options.syncWrites })
+    if (store === null) store = await openLevelStore(path.resolve(options.dataDir ?? './data'), { sync: options.syncWrites, encryptionKey: options.encryptionKey })
     feed = createChangeFeed(store)
     if (options.cluster !== undefined) bus = createRedisBus({ url: options.cluster.redisUrl, prefix: options.cluster.prefix, log })
     const clusterBus = bus

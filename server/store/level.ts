@@ -7,7 +7,7 @@ import type { ZodType } from 'zod'
 import { CorruptDataError, HeadMovedError, StorageError } from '../../src/errors.ts'
 import { ConflictRecordSchema, SnapshotRecordSchema, VersionRecordSchema, ViolationRecordSchema, type VersionRecord } from '../../src/schema.ts'
 import { compress, decodeChunk, decodeUpdates, decompress, encodeChunk, encodeUpdates, type Chunk } from './codec.ts'
-import { frame, frameJson, unframe, unframeJson } from './frame.ts'
+import { checkFrame, createFramer, isEncrypted, type Framer } from './frame.ts'
 import * as keys from './keys.ts'
 import { WorkflowMetaSchema, type Keyframe, type Replay, type Store, type VersionEntry, type WorkflowMeta } from './store.ts'
 
@@ -23,11 +23,14 @@ const wrap = async <T>(what: string, fn: () => Promise<T>): Promise<T> => {
   }
 }
 
-const parse = <T>(schema: ZodType<T>, key: string, value: Uint8Array): T => {
-  const parsed = schema.safeParse(unframeJson(key, value))
+const parser = (f: Framer) => <T>(schema: ZodType<T>, key: string, value: Uint8Array): T => {
+  const parsed = schema.safeParse(f.unframeJson(key, value))
   if (!parsed.success) throw new CorruptDataError(key, 'record does not match its schema')
   return parsed.data
 }
+
+/** Outside every workflow's keys: a value only the right encryption key opens. */
+export const KEYCHECK_KEY = '_!keycheck'
 
 const parseRecordJson = (key: string, json: string): VersionRecord => {
   let value: unknown
@@ -49,12 +52,21 @@ export interface LevelStoreOptions {
    * a killed process, at the cost of one fsync per group commit. Default false.
    */
   sync?: boolean
+  /** AES-256-GCM key (32 bytes): values are encrypted at rest (see frame.ts). */
+  encryptionKey?: Uint8Array
 }
 
 export const openLevelStore = async (location: string, options: LevelStoreOptions = {}): Promise<Store> => {
   const writeOptions = { sync: options.sync === true }
+  const framer = createFramer(options.encryptionKey)
+  const { frame, unframe, frameJson } = framer
+  const parse = parser(framer)
   const db: Db = new Level<string, Uint8Array>(location, { keyEncoding: 'utf8', valueEncoding: 'view' })
   await wrap(`opening LevelDB at ${location}`, () => db.open())
+  await checkKey(db, location, options.encryptionKey === undefined ? null : framer).catch(async err => {
+    await db.close()
+    throw err
+  })
 
   const getMeta = (id: string): Promise<WorkflowMeta | null> => wrap(`reading meta of ${id}`, async () => {
     const k = keys.metaKey(id)
@@ -286,7 +298,7 @@ export const openLevelStore = async (location: string, options: LevelStoreOption
     return out
   })
 
-  const KEY = /^(m!.+|w!.+!(kf|log|ver|arch|conf|viol)![0-9a-f]{16}|w!.+!snap!.+)$/
+  const KEY = /^(_!keycheck|m!.+|w!.+!(kf|log|ver|arch|conf|viol)![0-9a-f]{16}|w!.+!snap!.+)$/
   const scan: Store['scan'] = () => wrap('scanning the store', async () => {
     const problems: Array<{ key: string, problem: string }> = []
     for await (const [k, v] of db.iterator()) {
@@ -295,6 +307,11 @@ export const openLevelStore = async (location: string, options: LevelStoreOption
         continue
       }
       try {
+        if (isEncrypted(v) && !framer.encrypted) {
+          checkFrame(k, v) // integrity only: the contents need the key
+          continue
+        }
+        if (k === KEYCHECK_KEY) continue
         const payload = unframe(k, v)
         if (k.includes('!kf!')) decompressOrCorrupt(k, payload)
         else if (k.includes('!arch!')) decodeChunk(payload)
@@ -352,4 +369,22 @@ export const importLevelRecords = async (location: string, records: AsyncIterabl
     await db.close()
   }
   return n
+}
+
+/**
+ * An encrypted store holds a key-check value: opening it without a key, or with another key, is a
+ * clear startup error instead of every read failing later. The first open with a key writes it.
+ */
+const checkKey = async (db: Db, location: string, framer: Framer | null): Promise<void> => {
+  const stored = await db.get(KEYCHECK_KEY)
+  if (stored === undefined) {
+    if (framer !== null) await db.put(KEYCHECK_KEY, framer.frame(new TextEncoder().encode('accord')))
+    return
+  }
+  if (framer === null) throw new StorageError(`the store at ${location} is encrypted: configure its key (ACCORD_ENCRYPTION_KEY or --encryption-key-file)`)
+  try {
+    framer.unframe(KEYCHECK_KEY, stored)
+  } catch {
+    throw new StorageError(`the encryption key does not open the store at ${location} (wrong key?)`)
+  }
 }
