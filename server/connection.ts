@@ -17,6 +17,7 @@ import type { Logger } from './log.ts'
 import { ANONYMOUS, type Principal } from './auth.ts'
 import { readState } from '../src/json-yjs.ts'
 import { encodeAwareness, type Peer, type Workflow } from './workflow.ts'
+import { assertEncodableUpdate } from './update-check.ts'
 import { z } from 'zod'
 
 export interface ConnectionOptions {
@@ -248,7 +249,7 @@ export class Connection implements Peer {
           encoding.writeVarUint(enc, MessageType.sync)
           syncProtocol.writeSyncStep2(enc, workflow.doc, stateVector)
           this.send(encoding.toUint8Array(enc))
-        })
+        }).catch((err: Error) => { this.reject(CloseCodes.storageFailure, `sync reply failed: ${err.message}`) })
         break
       }
       case syncProtocol.messageYjsSyncStep2:
@@ -270,6 +271,7 @@ export class Connection implements Peer {
     }
     // A path-limited writer's change is checked against what was there before it.
     const before = this.writePaths === null ? undefined : readState(workflow.doc)
+    assertEncodableUpdate(update)
     Y.applyUpdate(workflow.doc, update, this)
     workflow.checkRemoteWrite(this, before)
   }

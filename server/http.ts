@@ -80,6 +80,15 @@ class HttpError extends AccordError {}
 
 const precondition = (message: string): HttpError => new HttpError('PRECONDITION_FAILED', message)
 
+/** decodeURIComponent with a malformed escape (`%ZZ`, a cut UTF-8 sequence) as a 400, not a 500. */
+const decode = (text: string, what: string): string => {
+  try {
+    return decodeURIComponent(text)
+  } catch {
+    throw new HttpError('INVALID_REQUEST', `malformed percent-encoding in ${what}`)
+  }
+}
+
 const readBody = async (r: Request): Promise<unknown> => {
   const chunks: Buffer[] = []
   let size = 0
@@ -126,7 +135,7 @@ const origin = (r: Request, fallback: string): ChangeOrigin => {
     toolCallId: r.req.headers['x-accord-tool-call-id']
   })
   const header = r.req.headers['x-accord-description']
-  const description = typeof header === 'string' ? decodeURIComponent(header).slice(0, 2000) : fallback
+  const description = typeof header === 'string' ? decode(header, 'X-Accord-Description').slice(0, 2000) : fallback
   return { agentId: r.principal.agentId, takeDescription: () => ({ description, meta: meta.success ? meta.data : undefined }) }
 }
 
@@ -402,7 +411,7 @@ export const handleApi = async (ctx: HttpContext, req: http.IncomingMessage, res
     const principal = await ctx.authenticate(header?.startsWith('Bearer ') === true ? header.slice(7).trim() : undefined, typeof claimed === 'string' ? claimed : null)
     const isEvents = /^\/v1\/workflows\/[^/]+\/events$/.test(url.pathname)
     if (isEvents && req.method === 'GET') {
-      const wid = decodeURIComponent(url.pathname.split('/')[3] as string)
+      const wid = decode(url.pathname.split('/')[3] as string, 'the path')
       if (!principal.can(wid, 'read')) throw new ForbiddenError(`${principal.agentId} may not read ${wid}`)
       await events({ req, res, url, params: { id: wid }, principal, ctx })
       return true
@@ -410,7 +419,7 @@ export const handleApi = async (ctx: HttpContext, req: http.IncomingMessage, res
     for (const { method, pattern, right, handler } of routes) {
       const match = pattern.exec(url.pathname)
       if (match === null || method !== req.method) continue
-      const params = Object.fromEntries(Object.entries(match.groups ?? {}).map(([k, v]) => [k, decodeURIComponent(v)]))
+      const params = Object.fromEntries(Object.entries(match.groups ?? {}).map(([k, v]) => [k, decode(v, 'the path')]))
       if (right !== null && params.id !== undefined && !principal.can(params.id, right)) {
         throw new ForbiddenError(`${principal.agentId} may not ${req.method} ${url.pathname} (needs ${right} on ${params.id})`)
       }

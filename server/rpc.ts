@@ -75,7 +75,8 @@ export const handleRequest = async (ctx: history.HistoryContext & { feed: Change
   const request = RequestSchema.safeParse(body)
   if (!request.success) throw new history.InvalidRequestError('a request needs { method, params }')
   const method = request.data.method as Method
-  const schema = methods[method]
+  // Own keys only: `constructor` or `__proto__` must not find Object.prototype's members.
+  const schema = Object.hasOwn(methods, method) ? methods[method] : undefined
   if (schema === undefined) throw new history.InvalidRequestError(`unknown method ${request.data.method}`)
   const parsed = schema.safeParse(request.data.params ?? {})
   if (!parsed.success) throw new history.InvalidRequestError(`invalid params for ${method}`, { issues: parsed.error.issues })

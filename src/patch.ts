@@ -16,11 +16,16 @@ export type PatchOperation = Operation
 /** Applies `ops` to a copy of `current`; throws `InvalidPatchError` when they do not apply. */
 export const applyPatchToJson = (current: JsonObject, ops: unknown): JsonObject => {
   if (!Array.isArray(ops)) throw new InvalidPatchError('a JSON patch must be an array of operations')
-  let result: unknown
+  let result: unknown = jsonpatch.deepClone(current)
   try {
     // The ops are copied too: fast-json-patch inserts op values by reference, so a later op
     // editing inside an earlier op's value would otherwise rewrite the caller's ops.
-    result = jsonpatch.applyPatch(jsonpatch.deepClone(current), structuredClone(ops) as Operation[], true, true).newDocument
+    // One at a time (as applyPatch does), each move and copy checked against the state before it.
+    const copies = structuredClone(ops) as Operation[]
+    copies.forEach((op, index) => {
+      checkMoveOrCopyTarget(result, op, index)
+      result = jsonpatch.applyOperation(result, op, true, true, true, index).newDocument
+    })
   } catch (err) {
     const e = err as { name?: string, message?: string, index?: number, operation?: unknown }
     throw new InvalidPatchError(`invalid patch: ${(e.message ?? String(err)).split('\n')[0]}`,
@@ -32,6 +37,34 @@ export const applyPatchToJson = (current: JsonObject, ops: unknown): JsonObject 
 
 const parsePointer = (pointer: string): string[] =>
   pointer === '' ? [] : pointer.slice(1).split('/').map(t => t.replace(/~1/g, '/').replace(/~0/g, '~'))
+
+/**
+ * fast-json-patch checks the array index of an `add`, but not the one a `move` or `copy` adds at
+ * (it appends instead), while Y.Array.insert throws past the end: the Yjs replay would fail half
+ * way, after a move had removed its source. RFC 6902 refuses such an index, so we do, before
+ * anything is written. (A move out of the same array makes it one shorter first.)
+ */
+const checkMoveOrCopyTarget = (doc: unknown, op: Operation, index: number): void => {
+  if (op === null || typeof op !== 'object' || (op.op !== 'move' && op.op !== 'copy')) return
+  const { path, from } = op as { path: unknown, from: unknown }
+  if (typeof path !== 'string' || typeof from !== 'string' || !path.startsWith('/')) return
+  const target = parsePointer(path)
+  const key = target.pop() as string
+  let parent = doc
+  for (const token of target) {
+    // Unresolvable: fast-json-patch reports that itself.
+    if (parent === null || typeof parent !== 'object' || !Object.hasOwn(parent, token)) return
+    parent = (parent as Record<string, unknown>)[token]
+  }
+  if (!Array.isArray(parent) || key === '-') return
+  const source = parsePointer(from)
+  source.pop()
+  const sameArray = op.op === 'move' && source.length === target.length && source.every((t, i) => t === target[i])
+  const length = parent.length - (sameArray ? 1 : 0)
+  if (!/^[0-9]+$/.test(key) || Number(key) > length) {
+    throw new jsonpatch.JsonPatchError(`Cannot ${op.op} to index ${key} of an array of length ${length}`, 'OPERATION_VALUE_OUT_OF_BOUNDS', index, op, doc)
+  }
+}
 
 type Container = Y.Map<unknown> | Y.Array<unknown>
 
