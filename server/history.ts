@@ -276,8 +276,7 @@ export const discard = async (ctx: HistoryContext, forkId: string): Promise<void
 /** Closes the workflow's clients (4404), unloads it and removes all its keys in one batch. */
 export const deleteWorkflow = async (ctx: HistoryContext, id: string): Promise<void> => {
   await requireMeta(ctx, id)
-  await ctx.registry.drop(id, CloseCodes.deleted)
-  await ctx.store.deleteWorkflow(id)
+  await ctx.registry.drop(id, CloseCodes.deleted, () => ctx.store.deleteWorkflow(id))
 }
 
 export const conflicts = async (ctx: HistoryContext, id: string): Promise<ConflictRecord[]> => {

@@ -30,8 +30,11 @@ export interface Registry {
   release: (workflow: Workflow) => void
   /** Ids of the workflows currently in memory (loading, loaded or being evicted). */
   loaded: () => string[]
-  /** Unloads a workflow without writing, closing its peers with `code` (deletion). */
-  drop: (id: string, code: CloseCode) => Promise<void>
+  /**
+   * Unloads a workflow, closing its peers with `code`, then runs `then` (the deletion) before any
+   * new load of the id may start.
+   */
+  drop: (id: string, code: CloseCode, then?: () => Promise<void>) => Promise<void>
   /** The loaded workflow, if it is in memory and ready. */
   get: (id: string) => Workflow | undefined
   /** Every loaded, ready workflow. */
@@ -137,23 +140,33 @@ export const createRegistry = (opts: RegistryOptions): Registry => {
     entry.timer.unref()
   }
 
-  const drop = async (id: string, code: CloseCode): Promise<void> => {
-    const entry = entries.get(id)
-    if (entry === undefined) return
-    if (entry.closing !== null) {
-      await entry.closing
+  const drop = async (id: string, code: CloseCode, then?: () => Promise<void>): Promise<void> => {
+    for (;;) {
+      const entry = entries.get(id)
+      if (entry?.closing != null) {
+        await entry.closing
+        continue
+      }
+      if (entry?.timer != null) clearTimeout(entry.timer)
+      const workflow = entry === undefined ? null : await entry.promise.catch(() => null)
+      if (entries.get(id) !== entry || entry?.closing != null) continue // changed while we waited
+      // The entry (or a placeholder when the workflow is not loaded) stays until `then` (the
+      // deletion) is done, so a load racing with it waits instead of reading what is deleted.
+      const held: Entry = entry ?? { id, promise: Promise.resolve(null as never), workflow: null, refs: 0, timer: null, closing: null }
+      held.timer = null
+      const run = (async () => {
+        if (workflow !== null) {
+          await workflow.whenFlushed().catch(() => {})
+          for (const peer of Array.from(workflow.peers.keys())) peer.close(code)
+          workflow.destroy()
+        }
+        await then?.()
+      })()
+      held.closing = run.catch(() => {}).finally(() => { remove(held) })
+      entries.set(id, held)
+      await run
       return
     }
-    if (entry.timer !== null) clearTimeout(entry.timer)
-    entry.timer = null
-    const workflow = await entry.promise.catch(() => null)
-    if (workflow === null) return
-    entry.closing = (async () => {
-      await workflow.whenFlushed().catch(() => {})
-      for (const peer of Array.from(workflow.peers.keys())) peer.close(code)
-      workflow.destroy()
-    })().finally(() => { remove(entry) })
-    await entry.closing
   }
 
   const get = (id: string): Workflow | undefined => {

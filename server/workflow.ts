@@ -101,6 +101,9 @@ export interface RemoteVersion {
   updates: Uint8Array[]
 }
 
+/** One update on its way to a peer. */
+interface Outgoing { update: Uint8Array, origin: unknown, description: string | undefined }
+
 /** What a remote write did wrong, before it gets a number in the window's version. */
 type ViolationDraft = Omit<ViolationRecord, 'id' | 'workflowId' | 'version'>
 
@@ -523,6 +526,15 @@ export class Workflow {
         }
       }
     }
+    const outbox = new Map<Peer, Outgoing[]>()
+    const post = (item: Outgoing, skip: unknown[]): void => {
+      for (const peer of this.peers.keys()) {
+        if (skip.includes(peer)) continue
+        const list = outbox.get(peer)
+        if (list === undefined) outbox.set(peer, [item])
+        else list.push(item)
+      }
+    }
     for (let i = 0; i < batch.length; i++) {
       const { update, origin, description } = batch[i] as Pending
       const next = batch[i + 1]
@@ -530,12 +542,13 @@ export class Workflow {
         // Everyone but the writer gets the write and its undoing as one update; the writer, who
         // has the write already, gets the undoing.
         i++
-        this.relay(Y.mergeUpdates([update, next.update]), origin, description, [origin])
-        this.relay(next.update, next.origin, next.description, this.otherPeers(origin))
+        post({ update: Y.mergeUpdates([update, next.update]), origin, description }, [origin])
+        post({ update: next.update, origin: next.origin, description: next.description }, this.otherPeers(origin))
       } else {
-        this.relay(update, origin, description, [origin])
+        post({ update, origin, description }, [origin])
       }
     }
+    for (const [peer, items] of outbox) this.deliver(peer, items)
     this.opts.onVersion(this, commit.record, commit.conflicts, {
       seconds: (performance.now() - started) / 1000,
       updates: batch.length,
@@ -543,6 +556,29 @@ export class Workflow {
       remote: false
     }, batch.map(p => p.update))
     if (commit.keyframe !== undefined) this.opts.onKeyframe(this)
+  }
+
+  /**
+   * Sends a version's updates to one peer as few messages as possible: under load a window holds
+   * many updates, and one merged frame per peer costs far less than one frame (and write) each.
+   * Extended peers get one merged update per run of the same author and description, after the
+   * annotation naming them.
+   */
+  private deliver (peer: Peer, items: Outgoing[]): void {
+    for (let i = 0; i < items.length;) {
+      const first = items[i] as Outgoing
+      const author = originAgent(first.origin)
+      let j = i + 1
+      if (peer.extended) {
+        while (j < items.length && originAgent((items[j] as Outgoing).origin) === author && (items[j] as Outgoing).description === first.description) j++
+      } else {
+        j = items.length
+      }
+      const updates = items.slice(i, j).map(item => item.update)
+      if (peer.extended) peer.send(encodeFramed(MessageType.origin, null, { author, description: first.description }))
+      peer.send(encodeSyncUpdate(updates.length === 1 ? updates[0] as Uint8Array : Y.mergeUpdates(updates)))
+      i = j
+    }
   }
 
   /** Sends an update (preceded, for extended peers, by who wrote it) to every peer but `skip`. */

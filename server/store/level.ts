@@ -117,8 +117,23 @@ export const openLevelStore = async (location: string, options: LevelStoreOption
     return { meta, keyframe, entries }
   })
 
+  /**
+   * Stored heads of recently written workflows. This process holds LevelDB's lock, so it is the
+   * only writer: the head check needs no read per commit (that read was a fifth of the write
+   * path's CPU). Bounded, so it does not grow with every workflow ever written.
+   */
+  const heads = new Map<string, number>()
+  const rememberHead = (id: string, head: number): void => {
+    heads.delete(id)
+    heads.set(id, head)
+    if (heads.size > 4096) heads.delete(heads.keys().next().value as string)
+  }
+
   const putMeta = (meta: WorkflowMeta): Promise<void> =>
-    wrap(`writing meta of ${meta.id}`, () => db.put(keys.metaKey(meta.id), frameJson(meta)))
+    wrap(`writing meta of ${meta.id}`, async () => {
+      await db.put(keys.metaKey(meta.id), frameJson(meta), writeOptions)
+      rememberHead(meta.id, meta.head)
+    })
 
   /** Commits of one workflow run one at a time, so the head check and the batch are atomic. */
   const committing = new Map<string, Promise<unknown>>()
@@ -132,11 +147,11 @@ export const openLevelStore = async (location: string, options: LevelStoreOption
 
   const commitNow: Store['commit'] = (id, c) => wrap(`committing version ${c.record.version} of ${id}`, async () => {
     const v = c.record.version
-    const head = (await getMeta(id))?.head ?? 0
+    const head = heads.get(id) ?? (await getMeta(id))?.head ?? 0
     if (head !== v - 1) {
       // A retry of a commit that did land is a no-op; anything else means another writer won.
       const stored = head === v ? await db.get(keys.key(id, 'ver', v)) : undefined
-      if (stored !== undefined && Buffer.from(stored).equals(frameJson(c.record))) return
+      if (stored !== undefined && JSON.stringify(framer.unframeJson(keys.key(id, 'ver', v), stored)) === JSON.stringify(c.record)) return
       throw new HeadMovedError(id, v - 1, head)
     }
     const ops: BatchOp[] = [
@@ -147,7 +162,13 @@ export const openLevelStore = async (location: string, options: LevelStoreOption
     for (const conflict of c.conflicts ?? []) ops.push(putOp(keys.key(id, 'conf', conflict.id), frameJson(conflict)))
     for (const violation of c.violations ?? []) ops.push(putOp(keys.key(id, 'viol', violation.id), frameJson(violation)))
     ops.push(putOp(keys.metaKey(id), frameJson(c.meta)))
-    await db.batch(ops, writeOptions)
+    try {
+      await db.batch(ops, writeOptions)
+    } catch (err) {
+      heads.delete(id) // unknown whether it landed: read it next time
+      throw err
+    }
+    rememberHead(id, c.meta.head)
   })
 
   const replay: Store['replay'] = (id, version) => wrap(`reading version ${version} of ${id}`, async () => {
@@ -185,8 +206,10 @@ export const openLevelStore = async (location: string, options: LevelStoreOption
       out.push(parse(VersionRecordSchema, k, v))
     }
     if (out.length >= limit) return out
-    // Hot versions are all newer than the archive: continue there, newest chunk first.
-    let next = Math.min((before ?? Number.MAX_SAFE_INTEGER) - 1, await archivedThrough(id))
+    // Hot versions are all newer than the archive: continue there, newest chunk first, below the
+    // oldest hot version read (archiving may have moved some of those since: no duplicates).
+    const oldestHot = out[out.length - 1]?.version ?? Number.MAX_SAFE_INTEGER
+    let next = Math.min((before ?? Number.MAX_SAFE_INTEGER) - 1, oldestHot - 1, await archivedThrough(id))
     while (out.length < limit && next > 0) {
       const chunk = await readChunk(id, next)
       if (chunk === null) break
@@ -200,6 +223,16 @@ export const openLevelStore = async (location: string, options: LevelStoreOption
   })
 
   const versionsAfter: Store['versionsAfter'] = (id, after, limit) => wrap(`reading versions of ${id}`, async () => {
+    // Archive first, then hot: versions archived in between would be missed, so read again
+    // until the result runs on without a gap (archiving is rare; this almost never repeats).
+    for (let attempt = 0; ; attempt++) {
+      const out = await readVersionsAfter(id, after, limit)
+      const contiguous = out.every((r, i) => r.version === after + 1 + i)
+      if (contiguous || attempt >= 3) return out
+    }
+  })
+
+  const readVersionsAfter = async (id: string, after: number, limit: number): Promise<VersionRecord[]> => {
     const out: VersionRecord[] = []
     const archived = await archivedThrough(id)
     let next = after + 1
@@ -219,7 +252,7 @@ export const openLevelStore = async (location: string, options: LevelStoreOption
       }
     }
     return out
-  })
+  }
 
   const archivedThrough: Store['archivedThrough'] = async id => {
     for await (const k of db.keys({ ...keys.kindRange(id, 'arch'), reverse: true, limit: 1 })) return keys.keyToNum(k)
@@ -271,6 +304,7 @@ export const openLevelStore = async (location: string, options: LevelStoreOption
   const putConflict: Store['putConflict'] = (record, meta) => wrap(`writing conflict ${record.id}`, () => {
     const ops: BatchOp[] = [putOp(keys.key(record.workflowId, 'conf', record.id), frameJson(record))]
     if (meta !== undefined) ops.push(putOp(keys.metaKey(meta.id), frameJson(meta)))
+    heads.delete(record.workflowId)
     return db.batch(ops, writeOptions)
   })
 
@@ -335,6 +369,7 @@ export const openLevelStore = async (location: string, options: LevelStoreOption
   const deleteWorkflow: Store['deleteWorkflow'] = id => wrap(`deleting ${id}`, async () => {
     const ops: BatchOp[] = [{ type: 'del', key: keys.metaKey(id) }]
     for await (const k of db.keys(keys.workflowRange(id))) ops.push({ type: 'del', key: k })
+    heads.delete(id)
     await db.batch(ops, writeOptions)
   })
 
