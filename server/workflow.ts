@@ -101,8 +101,17 @@ export interface RemoteVersion {
   updates: Uint8Array[]
 }
 
+/** Most updates merged into one frame when relaying a version. */
+const MERGE_MAX = 64
+
+const chunks = <T>(list: T[], size: number): T[][] => {
+  const out: T[][] = []
+  for (let i = 0; i < list.length; i += size) out.push(list.slice(i, i + size))
+  return out
+}
+
 /** One update on its way to a peer. */
-interface Outgoing { update: Uint8Array, origin: unknown, description: string | undefined }
+interface Outgoing { update: Uint8Array, origin: unknown, description: string | undefined, skip: unknown[] }
 
 /** What a remote write did wrong, before it gets a number in the window's version. */
 type ViolationDraft = Omit<ViolationRecord, 'id' | 'workflowId' | 'version'>
@@ -363,6 +372,11 @@ export class Workflow {
         return
       }
       return this.persist(batch, commit)
+    }).catch((err: Error) => {
+      // A link that throws must not break the queue: every later write would be skipped.
+      this.cutQueued = false
+      this.opts.log.error('write queue step failed', { workflowId: this.id, error: err.message })
+      this.fail(err)
     })
   }
 
@@ -421,7 +435,8 @@ export class Workflow {
       conflicts: conflictId,
       violations: violationId,
       deadline,
-      bytes
+      bytes,
+      ...(keyframe === undefined ? {} : { keyframe: version })
     }
     this.remoteSinceCut = false
     return { record, meta: this.meta, keyframe, conflicts, violations, state }
@@ -526,15 +541,7 @@ export class Workflow {
         }
       }
     }
-    const outbox = new Map<Peer, Outgoing[]>()
-    const post = (item: Outgoing, skip: unknown[]): void => {
-      for (const peer of this.peers.keys()) {
-        if (skip.includes(peer)) continue
-        const list = outbox.get(peer)
-        if (list === undefined) outbox.set(peer, [item])
-        else list.push(item)
-      }
-    }
+    const items: Outgoing[] = []
     for (let i = 0; i < batch.length; i++) {
       const { update, origin, description } = batch[i] as Pending
       const next = batch[i + 1]
@@ -542,13 +549,13 @@ export class Workflow {
         // Everyone but the writer gets the write and its undoing as one update; the writer, who
         // has the write already, gets the undoing.
         i++
-        post({ update: Y.mergeUpdates([update, next.update]), origin, description }, [origin])
-        post({ update: next.update, origin: next.origin, description: next.description }, this.otherPeers(origin))
+        items.push({ update: Y.mergeUpdates([update, next.update]), origin, description, skip: [origin] })
+        items.push({ update: next.update, origin: next.origin, description: next.description, skip: this.otherPeers(origin) })
       } else {
-        post({ update, origin, description }, [origin])
+        items.push({ update, origin, description, skip: [origin] })
       }
     }
-    for (const [peer, items] of outbox) this.deliver(peer, items)
+    this.deliver(items)
     this.opts.onVersion(this, commit.record, commit.conflicts, {
       seconds: (performance.now() - started) / 1000,
       updates: batch.length,
@@ -559,26 +566,50 @@ export class Workflow {
   }
 
   /**
-   * Sends a version's updates to one peer as few messages as possible: under load a window holds
-   * many updates, and one merged frame per peer costs far less than one frame (and write) each.
-   * Extended peers get one merged update per run of the same author and description, after the
-   * annotation naming them.
+   * Sends a version's updates to the peers as few messages as possible, each encoded once: under
+   * load a window holds many updates, and one merged frame per version costs far less than a
+   * frame (and a socket write) per update per peer. Stock peers get the whole version as one
+   * update (a peer's own part is a no-op to apply); extended peers get one merged update per run
+   * of the same author and description, after the annotation naming them.
    */
-  private deliver (peer: Peer, items: Outgoing[]): void {
+  private deliver (items: Outgoing[]): void {
+    if (this.peers.size === 0 || items.length === 0) return
+    const wants = (peer: Peer, from: Outgoing[]): boolean => from.some(item => !item.skip.includes(peer))
+    let whole: Uint8Array[] | null = null
+    let runs: Array<{ items: Outgoing[], annotation: Uint8Array, message: Uint8Array }> | null = null
+    for (const peer of this.peers.keys()) {
+      if (!peer.extended) {
+        if (!wants(peer, items)) continue
+        // Y.mergeUpdates grows faster than linearly: merge at most MERGE_MAX updates per frame.
+        whole ??= chunks(items, MERGE_MAX).map(part => encodeSyncUpdate(part.length === 1 ? (part[0] as Outgoing).update : Y.mergeUpdates(part.map(item => item.update))))
+        for (const message of whole) peer.send(message)
+        continue
+      }
+      runs ??= this.runsOf(items)
+      for (const run of runs) {
+        if (!wants(peer, run.items)) continue
+        peer.send(run.annotation)
+        peer.send(run.message)
+      }
+    }
+  }
+
+  private runsOf (items: Outgoing[]): Array<{ items: Outgoing[], annotation: Uint8Array, message: Uint8Array }> {
+    const runs: Array<{ items: Outgoing[], annotation: Uint8Array, message: Uint8Array }> = []
     for (let i = 0; i < items.length;) {
       const first = items[i] as Outgoing
       const author = originAgent(first.origin)
       let j = i + 1
-      if (peer.extended) {
-        while (j < items.length && originAgent((items[j] as Outgoing).origin) === author && (items[j] as Outgoing).description === first.description) j++
-      } else {
-        j = items.length
-      }
-      const updates = items.slice(i, j).map(item => item.update)
-      if (peer.extended) peer.send(encodeFramed(MessageType.origin, null, { author, description: first.description }))
-      peer.send(encodeSyncUpdate(updates.length === 1 ? updates[0] as Uint8Array : Y.mergeUpdates(updates)))
+      while (j < items.length && j - i < MERGE_MAX && originAgent((items[j] as Outgoing).origin) === author && (items[j] as Outgoing).description === first.description) j++
+      const run = items.slice(i, j)
+      runs.push({
+        items: run,
+        annotation: encodeFramed(MessageType.origin, null, { author, description: first.description }),
+        message: encodeSyncUpdate(run.length === 1 ? first.update : Y.mergeUpdates(run.map(item => item.update)))
+      })
       i = j
     }
+    return runs
   }
 
   /** Sends an update (preceded, for extended peers, by who wrote it) to every peer but `skip`. */

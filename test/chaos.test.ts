@@ -253,7 +253,18 @@ describe('convergence under chaos', () => {
         if (serverUp && downAt.get(round) === 'in flight') await stopServer()
         // Let some of it through before the next round (edits from this round stay concurrent).
         if (serverUp && onlineEdits > 0) {
-          await waitFor(async () => (await headOf(srv, ID)) > headBefore, { timeoutMs: 20_000, what: `progress in round ${round} ${tag}` })
+          try {
+            await waitFor(async () => (await headOf(srv, ID)) > headBefore, { timeoutMs: 20_000, what: `progress in round ${round} ${tag}` })
+          } catch (err) {
+            console.log('chaos diagnostics', JSON.stringify({
+              head: await headOf(srv, ID),
+              headBefore,
+              connections: srv.server.connectionCount(),
+              loaded: srv.server.loadedWorkflows(),
+              slots: slots.map(sl => ({ name: sl.name, offline: sl.offline, running: sl.handle !== null, synced: sl.handle?.synced }))
+            }))
+            throw err
+          }
         }
       }
 

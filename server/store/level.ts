@@ -112,7 +112,21 @@ export const openLevelStore = async (location: string, options: LevelStoreOption
 
   const load = (id: string): Promise<{ meta: WorkflowMeta | null } & Replay> => wrap(`loading ${id}`, async () => {
     const meta = await getMeta(id)
-    const keyframe = await readKeyframe(id)
+    // The meta names the newest keyframe: one get instead of a reverse seek, which has to step
+    // over the deletion markers archiving leaves behind.
+    let keyframe: Keyframe | null = null
+    if (meta?.keyframe !== undefined) {
+      const k = keys.key(id, 'kf', meta.keyframe)
+      const v = await db.get(k)
+      if (v !== undefined) keyframe = { version: meta.keyframe, state: decompressOrCorrupt(k, unframe(k, v)) }
+    }
+    if (keyframe !== null && meta !== null) {
+      const from = keyframe.version
+      const entries = await readEntries(id, from)
+      // Only when the log runs on from it to the head; anything else takes the general path.
+      if (entries.length === meta.head - from && entries.every((e, i) => e.version === from + i + 1)) return { meta, keyframe, entries }
+    }
+    keyframe = await readKeyframe(id)
     const entries = await readEntries(id, keyframe?.version ?? 0)
     return { meta, keyframe, entries }
   })

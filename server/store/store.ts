@@ -12,6 +12,8 @@ export const WorkflowMetaSchema = z.object({
   updatedAt: z.number().int(),
   /** Newest version (0: no change stored yet). */
   head: z.number().int().nonnegative(),
+  /** Version of the newest keyframe, when known (load reads it directly). */
+  keyframe: z.number().int().nonnegative().optional(),
   /** Last conflict number used. */
   conflicts: z.number().int().nonnegative(),
   /** Last violation number used. */
