@@ -2,7 +2,8 @@
  * History read benchmark: a workflow with 10,000 versions written through a real server by a real
  * SDK agent (each version one ~1 KB state change), then stateAt of random versions (hot and
  * archived), history pages of 100, and the compression ratio of archive chunks and keyframes.
- * Writes bench/results/history.{json,md}. Run: npm run bench
+ * Writes bench/results/history.{json,md} (or into $BENCH_HISTORY_OUT). Run by bench/run.ts (npm run bench),
+ * or alone: npx tsx bench/history.ts
  */
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
@@ -120,7 +121,7 @@ Machine: ${result.machine}. ${VERSIONS} versions of a ~1 KB JSON state, versions
 Archive chunks and keyframes: ${raw} bytes raw, ${stored} stored (Brotli q5): ratio ${result.compression.ratio.toFixed(1)}x.
 Writing the history (one agent, each version awaited): ${result.writeVersionsPerSecond} versions/s.
 `
-const outDir = path.join(import.meta.dirname, 'results')
+const outDir = process.env.BENCH_HISTORY_OUT ?? path.join(import.meta.dirname, 'results')
 await mkdir(outDir, { recursive: true })
 await writeFile(path.join(outDir, 'history.json'), JSON.stringify(result, null, 2) + '\n')
 await writeFile(path.join(outDir, 'history.md'), md)
