@@ -82,7 +82,7 @@ const writeVersions = async (store: Store, id: string, updates: Uint8Array[]): P
   for (let v = 1; v <= updates.length; v++) {
     const update = updates[v - 1] as Uint8Array
     Y.applyUpdate(doc, update)
-    meta = { ...meta, head: v, updatedAt: Date.now(), bytes: meta.bytes + update.length }
+    meta = { ...meta, head: v, updatedAt: Date.now(), bytes: meta.bytes + update.length, ...(v % KEYFRAME_EVERY === 0 ? { keyframe: v } : {}) }
     inFlight.push(store.commit(id, {
       meta,
       record: {
