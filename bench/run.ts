@@ -11,7 +11,8 @@
  *   --wait <s>: wait up to s seconds (300) for other processes to leave the CPU before starting,
  *   and up to 60 s before each scenario; --no-wait skips both. --runs <n> overrides the 3 runs.
  *
- * Scenarios: limits, saturation (1), many (2), hot (3), cold (4), heap (5), history (6).
+ * Scenarios: limits, saturation (1), many (2), hot (3), cold (4), heap (5), history (6); cluster (7)
+ * runs only when named (--only cluster: PostgreSQL + Redis, 1-3 servers, bench/results/cluster.md).
  * --report-only rewrites bench.md and the README section from bench.json.
  * Writes bench/results/bench.{json,md} and the README section between the bench markers.
  */
@@ -31,9 +32,10 @@ import { runHistory } from './scenario-history.ts'
 import { runHot } from './scenario-hot.ts'
 import { runMany } from './scenario-many.ts'
 import { runSaturation } from './scenario-saturation.ts'
+import { runCluster } from './scenario-cluster.ts'
 import { root } from './servers.ts'
 
-type Name = 'limits' | 'saturation' | 'many' | 'hot' | 'cold' | 'heap' | 'history'
+type Name = 'limits' | 'saturation' | 'many' | 'hot' | 'cold' | 'heap' | 'history' | 'cluster'
 const SCENARIOS: Array<{ name: Name, alias: string, run: (ctx: Context) => Promise<unknown> }> = [
   { name: 'limits', alias: '0', run: ctx => measureLimits(ctx.quick) },
   { name: 'saturation', alias: '1', run: runSaturation },
@@ -41,7 +43,9 @@ const SCENARIOS: Array<{ name: Name, alias: string, run: (ctx: Context) => Promi
   { name: 'hot', alias: '3', run: runHot },
   { name: 'cold', alias: '4', run: runColdLoad },
   { name: 'heap', alias: '5', run: runHeap },
-  { name: 'history', alias: '6', run: runHistory }
+  { name: 'history', alias: '6', run: runHistory },
+  // Needs PostgreSQL and Redis, and has its own table: only with --only cluster.
+  { name: 'cluster', alias: '7', run: runCluster }
 ]
 
 const { values } = parseArgs({
@@ -63,7 +67,7 @@ if (unknown.length > 0) {
   process.stderr.write(`unknown scenario ${unknown.join(', ')}; choose from ${SCENARIOS.map(s => `${s.name} (${s.alias})`).join(', ')}\n`)
   process.exit(2)
 }
-const selected = SCENARIOS.filter(s => wanted === undefined || wanted.includes(s.name) || wanted.includes(s.alias))
+const selected = SCENARIOS.filter(s => wanted === undefined ? s.name !== 'cluster' : wanted.includes(s.name) || wanted.includes(s.alias))
 
 const log = (line: string): void => { process.stderr.write(line + '\n') }
 const resultsDir = path.join(root, 'bench/results')
