@@ -7,49 +7,20 @@
  * fixed rate. Needs PostgreSQL and Redis (ACCORD_TEST_POSTGRES_URL, ACCORD_TEST_REDIS_URL).
  * Results: bench/results/cluster.{json,md} (the cluster is its own table).
  */
-import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { writeFile } from 'node:fs/promises'
-import http from 'node:http'
 import path from 'node:path'
-import pg from 'pg'
 import { ids, withLoad, type Context } from './context.ts'
-import { waitExit } from './ipc.ts'
-import { root, type BenchServer } from './servers.ts'
-import { cpuSeconds, spread, type Spread } from './stats.ts'
+import { root, startServer, type BenchServer } from './servers.ts'
+import { spread, type Spread } from './stats.ts'
 import { ladder, measureStep, settle } from './steps.ts'
 import { startBalancer } from '../test/helpers/balancer.ts'
-import { POSTGRES_URL, REDIS_URL, servicesMissing } from '../test/helpers/services.ts'
+import { POSTGRES_URL, REDIS_URL, dropServiceData, servicesMissing } from '../test/helpers/services.ts'
 
 export interface ClusterResult {
   servers: Array<{ n: number, saturation: Spread, loadBound: boolean, p50: Spread, p99: Spread, latencyRate: number }>
   skipped?: string
 }
-
-const metric = (port: number): Promise<number> => new Promise((resolve, reject) => {
-  http.get(`http://127.0.0.1:${port}/metrics`, { agent: false }, res => {
-    let body = ''
-    res.setEncoding('utf8')
-    res.on('data', (d: string) => { body += d })
-    res.on('end', () => {
-      const line = body.split('\n').find(l => l.startsWith('accord_updates_persisted_total '))
-      resolve(line === undefined ? 0 : Number(line.split(' ')[1]))
-    })
-  }).on('error', reject)
-})
-
-const serve = (args: string[]): Promise<{ port: number, pid: number, stop: () => Promise<void> }> => new Promise((resolve, reject) => {
-  const child = spawn(process.execPath, [path.join(root, 'bin/accord.js'), 'serve', '--port', '0', '--log-level', 'warn', ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
-  let out = ''
-  let err = ''
-  child.stderr.on('data', (d: Buffer) => { err = (err + d.toString()).slice(-2000) })
-  child.on('exit', code => { reject(new Error(`accord exited with ${code}: ${err}`)) })
-  child.stdout.on('data', (d: Buffer) => {
-    out += d.toString()
-    const match = /accord serving on ws:\/\/[^\s]+:(\d+)/.exec(out)
-    if (match !== null) resolve({ port: Number(match[1]), pid: child.pid as number, stop: () => waitExit(child, 30_000) })
-  })
-})
 
 export const runCluster = async (ctx: Context): Promise<ClusterResult> => {
   const missing = await servicesMissing()
@@ -71,15 +42,16 @@ export const runCluster = async (ctx: Context): Promise<ClusterResult> => {
       for (let run = 0; run < ctx.runs; run++) {
         const schema = `accord_bench_${randomBytes(4).toString('hex')}`
         const args = ['--store', `${POSTGRES_URL}?schema=${schema}`, '--bus', REDIS_URL, '--bus-prefix', `${schema}:`]
-        const servers: Array<{ port: number, pid: number, stop: () => Promise<void> }> = []
-        for (let i = 0; i < n; i++) servers.push(await serve(args)) // one at a time: the first migrates
-        const balancer = await startBalancer(() => servers.map(s => s.port))
+        const servers: BenchServer[] = []
+        for (let i = 0; i < n; i++) servers.push(await startServer('accord', { dataDir: ctx.tmp, serveArgs: args })) // one at a time: the first migrates
+        const balancer = await startBalancer(() => servers.map(s => Number(new URL(s.url).port)))
+        const sum = async (f: (s: BenchServer) => Promise<number>): Promise<number> => (await Promise.all(servers.map(f))).reduce((a, b) => a + b, 0)
         const server: BenchServer = {
           kind: 'accord',
           url: balancer.url,
           pid: servers[0]!.pid,
-          persisted: async () => (await Promise.all(servers.map(s => metric(s.port)))).reduce((a, b) => a + b, 0),
-          cpu: async () => (await Promise.all(servers.map(s => cpuSeconds(s.pid)))).reduce((a, b) => a + b, 0),
+          persisted: () => sum(s => s.persisted()),
+          cpu: () => sum(s => s.cpu()),
           stop: async () => {}
         }
         try {
@@ -97,10 +69,7 @@ export const runCluster = async (ctx: Context): Promise<ClusterResult> => {
           await load.call('disconnect').catch(() => {})
           await balancer.close()
           await Promise.all(servers.map(s => s.stop()))
-          const client = new pg.Client({ connectionString: POSTGRES_URL })
-          await client.connect()
-          await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)
-          await client.end()
+          await dropServiceData({ schema, redisPrefix: `${schema}:` })
         }
       }
       result.servers.push({ n, saturation: spread(peaks), loadBound, p50: spread(p50), p99: spread(p99), latencyRate })

@@ -44,6 +44,8 @@ export interface StartOptions {
   evictionGraceMs?: number
   /** More createServer options for the IPC entry (experiments: retention, keyframeEvery, ...). */
   serverOptions?: Record<string, unknown>
+  /** More `accord serve` flags for the CLI server (the cluster: --store postgres://, --bus). */
+  serveArgs?: string[]
 }
 
 export const root = path.resolve(import.meta.dirname, '..')
@@ -78,6 +80,7 @@ const profileArgs = (kind: Kind, o: StartOptions): string[] =>
 const startAccordCli = (kind: Kind, o: StartOptions): Promise<BenchServer> => new Promise((resolve, reject) => {
   const args = [...profileArgs(kind, o), path.join(root, 'bin/accord.js'), 'serve', '--port', '0', '--data', o.dataDir, '--log-level', 'warn']
   if (kind === 'accord-memory') args.push('--store', 'memory')
+  args.push(...o.serveArgs ?? [])
   const child = spawn(process.execPath, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
   let out = ''
   let err = ''

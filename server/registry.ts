@@ -92,6 +92,7 @@ export const createRegistry = (opts: RegistryOptions): Registry => {
 
   /** Makes room for one more workflow: evicts the least recently released idle one, or refuses. */
   const makeRoom = (): void => {
+    if (entries.size < opts.maxLoaded) return // entries include closing ones: a cheap upper bound
     let live = 0
     for (const e of entries.values()) if (e.closing === null) live++
     if (live < opts.maxLoaded) return

@@ -12,20 +12,11 @@ import { tempDir } from './helpers/server.ts'
 import { waitFor } from './helpers/wait.ts'
 import { runAccord } from './helpers/child.ts'
 import { api } from './helpers/http.ts'
+import { historyOf } from './helpers/history.ts'
 import { mintToken } from '../server/auth.ts'
-import type { VersionRecord } from '../src/index.ts'
 
 const { start } = useServers()
 const WORKFLOWS = ['bk-a', 'bk-b', 'bk-c']
-
-const allVersions = async (srv: { server: { history: (id: string, o: { limit: number, before?: number }) => Promise<VersionRecord[]> } }, id: string): Promise<VersionRecord[]> => {
-  const out: VersionRecord[] = []
-  for (;;) {
-    const page = await srv.server.history(id, { limit: 500, before: out.at(-1)?.version })
-    out.push(...page)
-    if (page.length < 500) return out
-  }
-}
 
 describe('backups', () => {
   it('backs up a server under writes and restores the same state and history', async () => {
@@ -61,8 +52,8 @@ describe('backups', () => {
       for (const { id, head } of manifest.workflows as Array<{ id: string, head: number }>) {
         expect(head).toBeGreaterThan(0)
         expect((await copy.server.store.getMeta(id))?.head).toBe(head)
-        const original = (await allVersions(srv, id)).filter(v => v.version <= head)
-        expect(await allVersions(copy, id)).toEqual(original)
+        const original = (await historyOf(srv.server, id)).filter(v => v.version <= head)
+        expect(await historyOf(copy.server, id)).toEqual(original)
         expect(await copy.server.stateAt(id, head)).toEqual(await srv.server.stateAt(id, head))
         const reader = sdkAgent(copy.url, id, 'reader')
         await reader.whenSynced()

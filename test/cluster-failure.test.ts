@@ -3,16 +3,16 @@
  * a TCP load balancer. One is SIGKILLed during a write storm; its clients reconnect to the
  * others and nothing is lost; restarted, it catches up. The history stays gapless.
  */
-import pg from 'pg'
-import { Redis } from 'ioredis'
 import { afterEach, describe, expect, it } from 'vitest'
 import { useServers } from './helpers/use-servers.ts'
 import { sdkAgent, closeClients } from './helpers/clients.ts'
 import { waitFor, waitForConvergence } from './helpers/wait.ts'
 import { kill, spawnAccord } from './helpers/child.ts'
 import { api } from './helpers/http.ts'
+import { expectGapless, historyOverHttp } from './helpers/history.ts'
+import { startStorm } from './helpers/storm.ts'
 import { startBalancer, type Balancer } from './helpers/balancer.ts'
-import { POSTGRES_URL, REDIS_URL, servicesMissing, uniqueName } from './helpers/services.ts'
+import { POSTGRES_URL, REDIS_URL, dropServiceData, servicesMissing, uniqueName } from './helpers/services.ts'
 
 const missing = await servicesMissing()
 if (missing !== null) console.log(`cluster failure test skipped: ${missing}`)
@@ -25,15 +25,7 @@ afterEach(async () => {
   await closeClients()
   await balancer?.close()
   balancer = null
-  if (schema === '') return
-  const client = new pg.Client({ connectionString: POSTGRES_URL })
-  await client.connect()
-  await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)
-  await client.end()
-  const redis = new Redis(REDIS_URL)
-  const keys = await redis.keys(`${schema}:*`)
-  if (keys.length > 0) await redis.del(...keys)
-  await redis.quit()
+  await dropServiceData({ schema, redisPrefix: `${schema}:` })
 })
 
 describe.skipIf(missing !== null)('cluster failure', () => {
@@ -48,14 +40,7 @@ describe.skipIf(missing !== null)('cluster failure', () => {
 
     const agents = Array.from({ length: 6 }, (_, i) => sdkAgent(balancer!.url, 'wf-failover', `agent-${i}`, { recovery: { baseMs: 20, capMs: 200 } }))
     await Promise.all(agents.map(a => a.whenSynced()))
-    const made = agents.map(() => 0)
-    const storm = setInterval(() => {
-      agents.forEach((agent, i) => {
-        const n = made[i]!
-        agent.update(d => { d[`${agent.agentId}-${n}`] = n })
-        made[i] = n + 1
-      })
-    }, 5)
+    const storm = startStorm(agents, 5)
     const head = async (port: number): Promise<number> => {
       const r = await api(http(port), 'GET', '/v1/workflows/wf-failover').catch(() => null)
       return r?.status === 200 ? r.body.version as number : 0
@@ -73,11 +58,10 @@ describe.skipIf(missing !== null)('cluster failure', () => {
       const now = await head(live[0]!)
       await waitFor(async () => (await head(restarted.port)) >= now + 10, { what: 'the restarted server catches up and follows', timeoutMs: 30_000 })
     } finally {
-      clearInterval(storm)
+      storm.stop()
     }
 
-    const expected: Record<string, number> = {}
-    agents.forEach((agent, i) => { for (let n = 0; n < made[i]!; n++) expected[`${agent.agentId}-${n}`] = n })
+    const expected = storm.expected()
     await waitFor(() => agents.every(a => a.synced), { what: 'agents reconnected', timeoutMs: 30_000 })
     const final = await waitForConvergence(agents.map(a => () => a.state), 30_000)
     expect(final).toEqual(expected)
@@ -88,15 +72,6 @@ describe.skipIf(missing !== null)('cluster failure', () => {
       }, { what: `server ${port} has every edit`, timeoutMs: 30_000 })
       expect((await api(http(port), 'GET', '/v1/workflows/wf-failover')).body.state).toEqual(expected)
     }
-    const versions: Array<{ version: number, parentVersion: number }> = []
-    for (let before: number | undefined; ;) {
-      const page = (await api(http(live[0]!), 'GET', `/v1/workflows/wf-failover/history?limit=1000${before === undefined ? '' : `&before=${before}`}`)).body as typeof versions
-      if (page.length === 0) break
-      versions.push(...page)
-      before = page[page.length - 1]!.version
-    }
-    const top = versions[0]!.version
-    expect(versions.map(v => v.version)).toEqual(Array.from({ length: top }, (_, i) => top - i))
-    expect(versions.every(v => v.parentVersion === v.version - 1)).toBe(true)
+    expectGapless(await historyOverHttp(http(live[0]!), 'wf-failover'))
   })
 })

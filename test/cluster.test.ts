@@ -4,17 +4,15 @@
  * three keep one gapless history; presence, change streams and task claims work across servers;
  * a server that misses every bus message still converges from the store.
  */
-import pg from 'pg'
-import { Redis } from 'ioredis'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it } from 'vitest'
 import { startServer, type TestServer } from './helpers/server.ts'
 import { closeClients, sdkAgent, stockClient } from './helpers/clients.ts'
 import { waitFor, waitForConvergence } from './helpers/wait.ts'
 import { api, openSse } from './helpers/http.ts'
-import { POSTGRES_URL, REDIS_URL, servicesMissing, uniqueName } from './helpers/services.ts'
+import { expectGapless, historyOf } from './helpers/history.ts'
+import { POSTGRES_URL, REDIS_URL, dropServiceData, servicesMissing, uniqueName } from './helpers/services.ts'
 import { openPostgresStore } from '../server/store/postgres.ts'
 import type { Store } from '../server/store/store.ts'
-import type { VersionRecord } from '../src/index.ts'
 
 const missing = await servicesMissing()
 if (missing !== null) console.log(`cluster tests skipped: ${missing}`)
@@ -49,36 +47,12 @@ const cluster = async (n = 3): Promise<Node[]> => {
   return out
 }
 
-const historyOf = async (srv: TestServer, id: string): Promise<VersionRecord[]> => {
-  const out: VersionRecord[] = []
-  for (;;) {
-    const page = await srv.server.history(id, { limit: 500, before: out.at(-1)?.version })
-    out.push(...page)
-    if (page.length < 500) return out
-  }
-}
-
-const expectGapless = (versions: VersionRecord[]): void => {
-  const top = versions[0]?.version ?? 0
-  expect(versions.map(v => v.version)).toEqual(Array.from({ length: top }, (_, i) => top - i))
-  expect(versions.every(v => v.parentVersion === v.version - 1)).toBe(true)
-}
-
 describe.skipIf(missing !== null)('cluster: PostgreSQL store + Redis bus', () => {
-  beforeAll(() => {}) // services are checked at import
   afterEach(async () => {
     await closeClients()
     await Promise.all(nodes.splice(0).map(n => n.stop()))
-    const client = new pg.Client({ connectionString: POSTGRES_URL })
-    await client.connect()
-    await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)
-    await client.end()
-    const redis = new Redis(REDIS_URL)
-    const keys = await redis.keys(`${prefix}*`)
-    if (keys.length > 0) await redis.del(...keys)
-    await redis.quit()
+    await dropServiceData({ schema, redisPrefix: prefix })
   })
-  afterAll(() => {})
   const fresh = (): void => {
     schema = uniqueName('cluster')
     prefix = `${schema}:`
@@ -99,10 +73,10 @@ describe.skipIf(missing !== null)('cluster: PostgreSQL store + Redis bus', () =>
     const final = await waitForConvergence([() => alice.state, () => bob.state, () => stock.json()], 15_000)
     expect(final).toEqual({ alice: 1, bob: [1, 2], stock: true })
     for (const node of [a!, b!, c!]) {
-      await waitFor(async () => (await historyOf(node.srv, 'wf-fan')).length === 3, { what: 'three versions everywhere' })
-      expectGapless(await historyOf(node.srv, 'wf-fan'))
+      await waitFor(async () => (await historyOf(node.srv.server, 'wf-fan')).length === 3, { what: 'three versions everywhere' })
+      expectGapless(await historyOf(node.srv.server, 'wf-fan'))
     }
-    expect((await historyOf(c!.srv, 'wf-fan')).at(-1)?.description).toBe('from a')
+    expect((await historyOf(c!.srv.server, 'wf-fan')).at(-1)?.description).toBe('from a')
   })
 
   it('concurrent writes through three servers converge with a gapless history whose states replay', async () => {
@@ -119,7 +93,7 @@ describe.skipIf(missing !== null)('cluster: PostgreSQL store + Redis bus', () =>
     }
     const final = await waitForConvergence(agents.map(a => () => a.state), 30_000)
     for (const agent of agents) expect((final as Record<string, unknown>)[agent.agentId]).toBe(29)
-    const versions = await historyOf(servers[0]!.srv, 'wf-storm')
+    const versions = await historyOf(servers[0]!.srv.server, 'wf-storm')
     expectGapless(versions)
     const head = versions[0]!.version
     expect(await servers[1]!.srv.server.stateAt('wf-storm', head)).toEqual(final)
@@ -193,7 +167,7 @@ describe.skipIf(missing !== null)('cluster: PostgreSQL store + Redis bus', () =>
     await waitFor(() => Object.keys(reader.state).length === 10, { what: 'reconciled from the store' })
     reader.update(d => { d.back = true })
     await waitFor(() => (writer.state as Record<string, unknown>).back === true, { what: 'and back' })
-    expectGapless(await historyOf(a!.srv, 'wf-deaf'))
+    expectGapless(await historyOf(a!.srv.server, 'wf-deaf'))
     expect((await api(`http://127.0.0.1:${deaf.srv.port}`, 'GET', '/v1/workflows/wf-deaf')).body.state).toEqual(writer.state)
   })
 })

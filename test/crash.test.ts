@@ -11,6 +11,8 @@ import { portIsFree, tempDir } from './helpers/server.ts'
 import { waitFor, waitForConvergence } from './helpers/wait.ts'
 import { kill, runAccord, spawnAccord } from './helpers/child.ts'
 import { api } from './helpers/http.ts'
+import { expectGapless, historyOverHttp } from './helpers/history.ts'
+import { startStorm } from './helpers/storm.ts'
 
 useServers() // cleanup of clients and children
 const KILLS = 20
@@ -38,15 +40,7 @@ describe('crash safety', () => {
     }
 
     const agents = Array.from({ length: AGENTS }, (_, i) => sdkAgent(server.url, 'wf-crash', `agent-${i}`, { recovery: { baseMs: 20, capMs: 150 } }))
-    const made = agents.map(() => 0)
-    // The storm: every agent writes a new key every few milliseconds, online or not.
-    const storm = setInterval(() => {
-      agents.forEach((agent, i) => {
-        const n = made[i]!
-        agent.update(d => { d[`${agent.agentId}-${n}`] = n })
-        made[i] = n + 1
-      })
-    }, 4)
+    const storm = startStorm(agents, 4)
     try {
       for (let k = 0; k < KILLS; k++) {
         const from = await head()
@@ -57,11 +51,10 @@ describe('crash safety', () => {
         server = await spawnAccord(['serve', '--port', String(port), '--data', dir, '--log-level', 'error'])
       }
     } finally {
-      clearInterval(storm)
+      storm.stop()
     }
 
-    const expected: Record<string, number> = {}
-    agents.forEach((agent, i) => { for (let n = 0; n < made[i]!; n++) expected[`${agent.agentId}-${n}`] = n })
+    const expected = storm.expected()
     await waitFor(() => agents.every(a => a.synced), { what: `agents synced (seed ${seed})`, timeoutMs: 30_000 })
     const final = await waitForConvergence(agents.map(a => () => a.state), 30_000)
     expect(final, `seed ${seed}`).toEqual(expected)
@@ -71,18 +64,7 @@ describe('crash safety', () => {
     }, { what: 'the server has every edit', timeoutMs: 30_000 })
     expect((await api(http, 'GET', '/v1/workflows/wf-crash')).body.state, `seed ${seed}`).toEqual(expected)
 
-    // The history: head..1, each version once, each the child of the one before.
-    const versions: Array<{ version: number, parentVersion: number }> = []
-    let before: number | undefined
-    for (;;) {
-      const page = (await api(http, 'GET', `/v1/workflows/wf-crash/history?limit=1000${before === undefined ? '' : `&before=${before}`}`)).body as typeof versions
-      if (page.length === 0) break
-      versions.push(...page)
-      before = page[page.length - 1]!.version
-    }
-    const top = versions[0]!.version
-    expect(versions.map(v => v.version), `seed ${seed}`).toEqual(Array.from({ length: top }, (_, i) => top - i))
-    expect(versions.every(v => v.parentVersion === v.version - 1)).toBe(true)
+    expectGapless(await historyOverHttp(http, 'wf-crash'), `seed ${seed}`)
 
     await Promise.all(agents.map(a => a.close()))
     server.child.kill('SIGTERM')

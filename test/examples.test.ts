@@ -9,6 +9,7 @@ import { headOf, useServers } from './helpers/use-servers.ts'
 import { sdkAgent } from './helpers/clients.ts'
 import { waitFor } from './helpers/wait.ts'
 import { api } from './helpers/http.ts'
+import { historyOverHttp } from './helpers/history.ts'
 import type { TestServer } from './helpers/server.ts'
 import type { VersionRecord } from '../src/index.ts'
 
@@ -96,8 +97,7 @@ const patchedVersion = (stdout: string): number | undefined => {
   return m === null ? undefined : Number(m[1])
 }
 
-const historyOf = async (srv: TestServer, id: string): Promise<VersionRecord[]> =>
-  (await api(base(srv), 'GET', `/v1/workflows/${id}/history?limit=100`)).body as VersionRecord[]
+const historyOf = (srv: TestServer, id: string): Promise<VersionRecord[]> => historyOverHttp(base(srv), id)
 
 describe('examples/http/agent.py', () => {
   it.skipIf(!hasPython)('creates the workflow, lands its patch, and prints 3 change records of a Node agent editing meanwhile', async () => {

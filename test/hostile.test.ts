@@ -1,18 +1,11 @@
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
 import * as encoding from 'lib0/encoding'
-import { startServer, removeTempDirs, type TestServer } from './helpers/server.ts'
-import { closeClients, sdkAgent } from './helpers/clients.ts'
+import { useServers } from './helpers/use-servers.ts'
+import { sdkAgent } from './helpers/clients.ts'
 import { waitFor } from './helpers/wait.ts'
 
-let srv: TestServer | null = null
-
-afterEach(async () => {
-  await closeClients()
-  await srv?.stop()
-  srv = null
-  await removeTempDirs()
-})
+const { start } = useServers()
 
 /** Opens a raw socket, sends `payload` once open, resolves with the close code and reason. */
 const sendRaw = (url: string, payload: Uint8Array | string): Promise<{ code: number, reason: string }> =>
@@ -34,7 +27,7 @@ const syncMessage = (syncType: number, payload: Uint8Array): Uint8Array => {
 
 describe('hostile input', () => {
   it('garbage and oversize messages close only the offending connection; others keep syncing', async () => {
-    srv = await startServer({ maxMessageSize: 64 * 1024 })
+    const srv = await start({ maxMessageSize: 64 * 1024 })
     const a = sdkAgent(srv.url, 'wf-h', 'agent-a')
     const b = sdkAgent(srv.url, 'wf-h', 'agent-b')
     const other = sdkAgent(srv.url, 'wf-other', 'agent-c')

@@ -8,7 +8,6 @@
  */
 import { randomBytes } from 'node:crypto'
 import { afterEach, describe, expect, it } from 'vitest'
-import pg from 'pg'
 import { openPostgresStore } from '../server/store/postgres.ts'
 import type { Store } from '../server/store/store.ts'
 import { verifyStore } from '../server/verify.ts'
@@ -16,21 +15,8 @@ import { removeTempDirs, startServer, type TestServer } from './helpers/server.t
 import { closeClients, sdkAgent, stockClient } from './helpers/clients.ts'
 import { killChildren, runAccord, spawnAccord } from './helpers/child.ts'
 import { waitFor, waitForConvergence } from './helpers/wait.ts'
+import { POSTGRES_URL, dropServiceData, postgresProblem } from './helpers/services.ts'
 
-const PG_URL = process.env.ACCORD_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
-
-const postgresProblem = async (): Promise<string | null> => {
-  const client = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 3000 })
-  try {
-    await client.connect()
-    await client.query('SELECT 1')
-    return null
-  } catch (err) {
-    return `cannot reach PostgreSQL at ${PG_URL}: ${(err as Error).message}`
-  } finally {
-    await client.end().catch(() => {})
-  }
-}
 
 const servers: TestServer[] = []
 const stores: Store[] = []
@@ -43,7 +29,7 @@ const newSchema = (): string => {
 }
 
 const openStore = async (schema: string): Promise<Store> => {
-  const store = await openPostgresStore(PG_URL, { schema, max: 4 })
+  const store = await openPostgresStore(POSTGRES_URL, { schema, max: 4 })
   stores.push(store)
   return store
 }
@@ -54,12 +40,7 @@ afterEach(async () => {
   await closeClients()
   await Promise.all(servers.splice(0).map(s => s.stop()))
   await Promise.all(stores.splice(0).map(s => s.close()))
-  if (schemas.length > 0) {
-    const admin = new pg.Client({ connectionString: PG_URL })
-    await admin.connect()
-    for (const schema of schemas.splice(0)) await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)
-    await admin.end()
-  }
+  for (const schema of schemas.splice(0)) await dropServiceData({ schema })
   await removeTempDirs()
 })
 
@@ -123,7 +104,7 @@ if (pgProblem !== null && !required) console.log(`skipping the PostgreSQL server
   it('accord serve --store postgres://...?schema= serves from PostgreSQL; other --store values are usage errors', async () => {
     if (pgProblem !== null) throw new Error(pgProblem)
     const schema = newSchema()
-    const url = new URL(PG_URL)
+    const url = new URL(POSTGRES_URL)
     url.searchParams.set('schema', schema)
     const served = await spawnAccord(['serve', '--port', '0', '--store', url.toString(), '--log-level', 'silent'])
     const a = sdkAgent(served.url, 'wf-cli-pg', 'agent-a')

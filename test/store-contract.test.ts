@@ -24,6 +24,7 @@ import { readState, stateRoot } from '../src/json-yjs.ts'
 import { CorruptDataError, HeadMovedError } from '../src/errors.ts'
 import type { ConflictRecord, SnapshotRecord, ViolationRecord } from '../src/schema.ts'
 import { removeTempDirs, tempDir } from './helpers/server.ts'
+import { POSTGRES_URL, postgresProblem } from './helpers/services.ts'
 
 // Backends ---------------------------------------------------------------------------------------
 
@@ -62,21 +63,6 @@ const openLevelBackend = async (): Promise<Backend> => {
   return backend
 }
 
-const PG_URL = process.env.ACCORD_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
-
-/** Why PostgreSQL cannot be used (null: it can). */
-const postgresProblem = async (): Promise<string | null> => {
-  const client = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 3000 })
-  try {
-    await client.connect()
-    await client.query('SELECT 1')
-    return null
-  } catch (err) {
-    return `cannot reach PostgreSQL at ${PG_URL}: ${(err as Error).message}`
-  } finally {
-    await client.end().catch(() => {})
-  }
-}
 
 const PG_PAYLOAD: Record<StoredKind, { table: string, column: string, key: string }> = {
   meta: { table: 'workflows', column: 'meta', key: 'id = $1' },
@@ -91,11 +77,11 @@ const PG_PAYLOAD: Record<StoredKind, { table: string, column: string, key: strin
 
 const openPostgresBackend = async (): Promise<Backend & { schema: string, admin: pg.Client, another: () => Promise<Store> }> => {
   const schema = `accord_test_${randomBytes(6).toString('hex')}`
-  const admin = new pg.Client({ connectionString: PG_URL })
+  const admin = new pg.Client({ connectionString: POSTGRES_URL })
   await admin.connect()
   const stores: Store[] = []
   const open = async (): Promise<Store> => {
-    const s = await openPostgresStore(PG_URL, { schema, max: 4 })
+    const s = await openPostgresStore(POSTGRES_URL, { schema, max: 4 })
     stores.push(s)
     return s
   }
@@ -531,15 +517,15 @@ if (pgProblem !== null && process.env.ACCORD_REQUIRE_SERVICES === '1') {
       const b = await openPostgresBackend()
       backends.push(b)
       await b.admin.query(`INSERT INTO "${b.schema}".accord_migrations (version, name) VALUES ($1, 'from the future')`, [LATEST + 1])
-      await expect(openPostgresStore(PG_URL, { schema: b.schema })).rejects.toMatchObject({ code: 'STORAGE_FAILURE', message: expect.stringMatching(/newer/) })
-      await expect(openPostgresStore(PG_URL, { schema: 'bad"name' })).rejects.toMatchObject({ code: 'STORAGE_FAILURE' })
+      await expect(openPostgresStore(POSTGRES_URL, { schema: b.schema })).rejects.toMatchObject({ code: 'STORAGE_FAILURE', message: expect.stringMatching(/newer/) })
+      await expect(openPostgresStore(POSTGRES_URL, { schema: 'bad"name' })).rejects.toMatchObject({ code: 'STORAGE_FAILURE' })
     })
 
     it('takes the schema from the URL, and reports an unreachable database as a storage failure', async () => {
       const b = await openPostgresBackend()
       backends.push(b)
       await new Writer('wf-url').write(b.store, 2)
-      const url = new URL(PG_URL)
+      const url = new URL(POSTGRES_URL)
       url.searchParams.set('schema', b.schema)
       const viaUrl = await openPostgresStore(url.toString())
       try {

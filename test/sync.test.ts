@@ -1,21 +1,14 @@
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
-import { startServer, removeTempDirs, type TestServer } from './helpers/server.ts'
-import { closeClients, sdkAgent, stockClient } from './helpers/clients.ts'
+import { useServers } from './helpers/use-servers.ts'
+import { sdkAgent, stockClient } from './helpers/clients.ts'
 import { waitFor, waitForConvergence } from './helpers/wait.ts'
 
-let srv: TestServer | null = null
-
-afterEach(async () => {
-  await closeClients()
-  await srv?.stop()
-  srv = null
-  await removeTempDirs()
-})
+const { start } = useServers()
 
 describe('sync between SDK agents and a stock y-websocket client', () => {
   it('concurrent edits from two SDK agents and a stock client converge to identical JSON', async () => {
-    srv = await startServer()
+    const srv = await start()
     const a = sdkAgent(srv.url, 'wf-sync', 'agent-a')
     const b = sdkAgent(srv.url, 'wf-sync', 'agent-b')
     const stock = stockClient(srv.url, 'wf-sync')
@@ -37,8 +30,8 @@ describe('sync between SDK agents and a stock y-websocket client', () => {
   })
 
   it('the same key written concurrently ends with one deterministic winner everywhere', async () => {
-    srv = await startServer()
-    const agents = [0, 1, 2].map(i => sdkAgent(srv!.url, 'wf-race', `agent-${i}`))
+    const srv = await start()
+    const agents = [0, 1, 2].map(i => sdkAgent(srv.url, 'wf-race', `agent-${i}`))
     await Promise.all(agents.map(a => a.whenSynced()))
     agents.forEach((a, i) => a.update(d => { d.winner = `agent-${i}` }))
     const final = await waitForConvergence(agents.map(a => () => a.state)) as { winner: string }
@@ -46,7 +39,7 @@ describe('sync between SDK agents and a stock y-websocket client', () => {
   })
 
   it('a late joiner receives the full state, and awareness (presence) crosses clients', async () => {
-    srv = await startServer()
+    const srv = await start()
     const a = sdkAgent(srv.url, 'wf-late', 'agent-a')
     await a.whenSynced()
     a.update(d => { d.items = Array.from({ length: 50 }, (_, i) => ({ i })) })
@@ -58,7 +51,7 @@ describe('sync between SDK agents and a stock y-websocket client', () => {
   })
 
   it('closes a connection to an invalid workflow id with 4400 and a clear reason', async () => {
-    srv = await startServer()
+    const srv = await start()
     const ws = new WebSocket(`${srv.url}/bad%20id!`)
     const [code, reason] = await new Promise<[number, string]>(resolve => {
       ws.on('close', (c, r) => { resolve([c, r.toString()]) })

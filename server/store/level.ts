@@ -3,46 +3,21 @@
  * Key layout: keys.ts. Values: framed with checksums (frame.ts), encoded by codec.ts.
  */
 import { Level } from 'level'
-import type { ZodType } from 'zod'
 import { CorruptDataError, HeadMovedError, StorageError } from '../../src/errors.ts'
 import { ConflictRecordSchema, SnapshotRecordSchema, VersionRecordSchema, ViolationRecordSchema, type VersionRecord } from '../../src/schema.ts'
 import { compress, decodeChunk, decodeUpdates, decompress, encodeChunk, encodeUpdates, type Chunk } from './codec.ts'
 import { checkFrame, createFramer, isEncrypted, type Framer } from './frame.ts'
+import { parseArchivedRecord, recordParser, wrapStorage } from './records.ts'
 import * as keys from './keys.ts'
 import { WorkflowMetaSchema, type Keyframe, type Replay, type Store, type VersionEntry, type WorkflowMeta } from './store.ts'
 
 type Db = Level<string, Uint8Array>
 type BatchOp = { type: 'put', key: string, value: Uint8Array } | { type: 'del', key: string }
 
-const wrap = async <T>(what: string, fn: () => Promise<T>): Promise<T> => {
-  try {
-    return await fn()
-  } catch (err) {
-    if (err instanceof CorruptDataError || err instanceof StorageError || err instanceof HeadMovedError) throw err
-    throw new StorageError(`${what} failed: ${(err as Error).message}`, { cause: err })
-  }
-}
-
-const parser = (f: Framer) => <T>(schema: ZodType<T>, key: string, value: Uint8Array): T => {
-  const parsed = schema.safeParse(f.unframeJson(key, value))
-  if (!parsed.success) throw new CorruptDataError(key, 'record does not match its schema')
-  return parsed.data
-}
+const wrap = wrapStorage
 
 /** Outside every workflow's keys: a value only the right encryption key opens. */
 export const KEYCHECK_KEY = '_!keycheck'
-
-const parseRecordJson = (key: string, json: string): VersionRecord => {
-  let value: unknown
-  try {
-    value = JSON.parse(json)
-  } catch {
-    throw new CorruptDataError(key, 'invalid JSON in archive')
-  }
-  const parsed = VersionRecordSchema.safeParse(value)
-  if (!parsed.success) throw new CorruptDataError(key, 'archived record does not match its schema')
-  return parsed.data
-}
 
 const putOp = (key: string, value: Uint8Array): BatchOp => ({ type: 'put', key, value })
 
@@ -60,7 +35,7 @@ export const openLevelStore = async (location: string, options: LevelStoreOption
   const writeOptions = { sync: options.sync === true }
   const framer = createFramer(options.encryptionKey)
   const { frame, unframe, frameJson } = framer
-  const parse = parser(framer)
+  const parse = recordParser(framer)
   const db: Db = new Level<string, Uint8Array>(location, { keyEncoding: 'utf8', valueEncoding: 'view' })
   await wrap(`opening LevelDB at ${location}`, () => db.open())
   await checkKey(db, location, options.encryptionKey === undefined ? null : framer).catch(async err => {
@@ -211,7 +186,7 @@ export const openLevelStore = async (location: string, options: LevelStoreOption
     if (value !== undefined) return parse(VersionRecordSchema, k, value)
     const chunk = await readChunk(id, v)
     const i = chunk?.entries.findIndex(e => e.version === v) ?? -1
-    return i < 0 ? null : parseRecordJson(k, (chunk as Chunk).records[i] as string)
+    return i < 0 ? null : parseArchivedRecord(k, (chunk as Chunk).records[i] as string)
   })
 
   const versions: Store['versions'] = (id, { before, limit }) => wrap(`listing versions of ${id}`, async () => {
@@ -229,7 +204,7 @@ export const openLevelStore = async (location: string, options: LevelStoreOption
       if (chunk === null) break
       for (let i = chunk.entries.length - 1; i >= 0 && out.length < limit; i--) {
         const entry = chunk.entries[i] as VersionEntry
-        if (entry.version <= next) out.push(parseRecordJson(keys.key(id, 'arch', entry.version), chunk.records[i] as string))
+        if (entry.version <= next) out.push(parseArchivedRecord(keys.key(id, 'arch', entry.version), chunk.records[i] as string))
       }
       next = chunk.from
     }
@@ -255,7 +230,7 @@ export const openLevelStore = async (location: string, options: LevelStoreOption
       if (chunk === null) break
       chunk.entries.forEach((entry, i) => {
         if (entry.version >= next && out.length < limit) {
-          out.push(parseRecordJson(keys.key(id, 'arch', entry.version), chunk.records[i] as string))
+          out.push(parseArchivedRecord(keys.key(id, 'arch', entry.version), chunk.records[i] as string))
         }
       })
       next = (chunk.entries[chunk.entries.length - 1]?.version ?? next) + 1

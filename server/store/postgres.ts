@@ -16,9 +16,10 @@ import type { ZodType } from 'zod'
 import { CorruptDataError, HeadMovedError, StorageError } from '../../src/errors.ts'
 import { ConflictRecordSchema, SnapshotRecordSchema, VersionRecordSchema, ViolationRecordSchema, type VersionRecord } from '../../src/schema.ts'
 import { compress, decodeChunk, decodeUpdates, decompress, encodeChunk, encodeUpdates, type Chunk } from './codec.ts'
-import { frame, frameJson, unframe, unframeJson } from './frame.ts'
+import { frame, frameJson, unframe } from './frame.ts'
 import * as keys from './keys.ts'
 import { migrate } from './postgres-migrations.ts'
+import { parseArchivedRecord, recordParser, wrapStorage } from './records.ts'
 import { WorkflowMetaSchema, type Keyframe, type Replay, type Store, type VersionEntry, type WorkflowMeta } from './store.ts'
 
 export interface PostgresStoreOptions {
@@ -38,17 +39,7 @@ type Row = Record<string, unknown>
 
 const SCHEMA_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/
 
-const isOurs = (err: unknown): boolean =>
-  err instanceof CorruptDataError || err instanceof StorageError || err instanceof HeadMovedError
-
-const wrap = async <T>(what: string, fn: () => Promise<T>): Promise<T> => {
-  try {
-    return await fn()
-  } catch (err) {
-    if (isOurs(err)) throw err
-    throw new StorageError(`${what} failed: ${(err as Error).message}`, { cause: err })
-  }
-}
+const wrap = wrapStorage
 
 /** Decodes a stored value; any failure past the checksum is damage too. */
 const decode = <T>(key: string, what: string, fn: () => T): T => {
@@ -60,23 +51,7 @@ const decode = <T>(key: string, what: string, fn: () => T): T => {
   }
 }
 
-const parse = <T>(schema: ZodType<T>, key: string, value: Uint8Array): T => {
-  const parsed = schema.safeParse(unframeJson(key, value))
-  if (!parsed.success) throw new CorruptDataError(key, 'record does not match its schema')
-  return parsed.data
-}
-
-const parseRecordJson = (key: string, json: string): VersionRecord => {
-  let value: unknown
-  try {
-    value = JSON.parse(json)
-  } catch {
-    throw new CorruptDataError(key, 'invalid JSON in archive')
-  }
-  const parsed = VersionRecordSchema.safeParse(value)
-  if (!parsed.success) throw new CorruptDataError(key, 'archived record does not match its schema')
-  return parsed.data
-}
+const parse = recordParser()
 
 const bytes = (value: unknown): Uint8Array => value as Buffer
 const num = (value: unknown): number => Number(value)
@@ -113,13 +88,10 @@ export const openPostgresStore = async (url: string, options: PostgresStoreOptio
   const pool = new pg.Pool({ application_name: 'accord', allowExitOnIdle: true, ...options.pool, connectionString, max: options.max ?? options.pool?.max ?? 10 })
   // An idle client losing its connection must not crash the process; the next query reports it.
   pool.on('error', () => {})
-  try {
-    await migrate(pool, schema, s)
-  } catch (err) {
+  await wrap(`opening PostgreSQL store (schema ${schema})`, () => migrate(pool, schema, s)).catch(async (err: unknown) => {
     await pool.end().catch(() => {})
-    if (isOurs(err)) throw err
-    throw new StorageError(`opening PostgreSQL store (schema ${schema}) failed: ${(err as Error).message}`, { cause: err })
-  }
+    throw err
+  })
 
   const query = async (text: string, values?: unknown[], on: Queryable = pool): Promise<Row[]> =>
     (await on.query<Row>(text, values)).rows
@@ -240,7 +212,7 @@ export const openPostgresStore = async (url: string, options: PostgresStoreOptio
     if (arch === undefined) return null
     const chunk = chunkOf(id, num(arch.version), bytes(arch.data))
     const i = chunk.entries.findIndex(e => e.version === v)
-    return i < 0 ? null : parseRecordJson(keys.key(id, 'ver', v), chunk.records[i] as string)
+    return i < 0 ? null : parseArchivedRecord(keys.key(id, 'ver', v), chunk.records[i] as string)
   })
 
   const versions: Store['versions'] = (id, { before, limit }) => wrap(`listing versions of ${id}`, () =>
@@ -257,7 +229,7 @@ export const openPostgresStore = async (url: string, options: PostgresStoreOptio
         if (chunk === null) break
         for (let i = chunk.entries.length - 1; i >= 0 && out.length < limit; i--) {
           const entry = chunk.entries[i] as VersionEntry
-          if (entry.version <= next) out.push(parseRecordJson(keys.key(id, 'arch', entry.version), chunk.records[i] as string))
+          if (entry.version <= next) out.push(parseArchivedRecord(keys.key(id, 'arch', entry.version), chunk.records[i] as string))
         }
         next = chunk.from
       }
@@ -274,7 +246,7 @@ export const openPostgresStore = async (url: string, options: PostgresStoreOptio
         if (chunk === null) break
         chunk.entries.forEach((entry, i) => {
           if (entry.version >= next && out.length < limit) {
-            out.push(parseRecordJson(keys.key(id, 'arch', entry.version), chunk.records[i] as string))
+            out.push(parseArchivedRecord(keys.key(id, 'arch', entry.version), chunk.records[i] as string))
           }
         })
         next = (chunk.entries[chunk.entries.length - 1]?.version ?? next) + 1

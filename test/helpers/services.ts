@@ -4,6 +4,8 @@
  */
 import { randomBytes } from 'node:crypto'
 import net from 'node:net'
+import pg from 'pg'
+import { Redis } from 'ioredis'
 
 export const POSTGRES_URL = process.env.ACCORD_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
 export const REDIS_URL = process.env.ACCORD_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379'
@@ -17,13 +19,50 @@ const reachable = (url: string, fallbackPort: number): Promise<boolean> => new P
   socket.once('error', () => { resolve(false) })
 })
 
+/** Why PostgreSQL cannot be used (null: it can), found by running a query. */
+export const postgresProblem = async (): Promise<string | null> => {
+  const client = new pg.Client({ connectionString: POSTGRES_URL, connectionTimeoutMillis: 3000 })
+  try {
+    await client.connect()
+    await client.query('SELECT 1')
+    return null
+  } catch (err) {
+    return `cannot reach PostgreSQL at ${POSTGRES_URL}: ${(err as Error).message}`
+  } finally {
+    await client.end().catch(() => {})
+  }
+}
+
 /** Why the services suites cannot run here, or null when they can (or must). */
 export const servicesMissing = async (): Promise<string | null> => {
   const missing: string[] = []
-  if (!await reachable(POSTGRES_URL, 5432)) missing.push(`PostgreSQL at ${POSTGRES_URL}`)
-  if (!await reachable(REDIS_URL, 6379)) missing.push(`Redis at ${REDIS_URL}`)
+  const pgProblem = await postgresProblem()
+  if (pgProblem !== null) missing.push(pgProblem)
+  if (!await reachable(REDIS_URL, 6379)) missing.push(`cannot reach Redis at ${REDIS_URL}`)
   if (missing.length === 0 || process.env.ACCORD_REQUIRE_SERVICES === '1') return null
-  return `cannot reach ${missing.join(' and ')} (set ACCORD_REQUIRE_SERVICES=1 to fail instead)`
+  return `${missing.join('; ')} (set ACCORD_REQUIRE_SERVICES=1 to fail instead)`
+}
+
+/** Removes what a test (or benchmark run) left in PostgreSQL and Redis. */
+export const dropServiceData = async ({ schema, redisPrefix }: { schema?: string, redisPrefix?: string }): Promise<void> => {
+  if (schema !== undefined && schema !== '') {
+    const client = new pg.Client({ connectionString: POSTGRES_URL })
+    await client.connect()
+    try {
+      await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)
+    } finally {
+      await client.end()
+    }
+  }
+  if (redisPrefix !== undefined && redisPrefix !== '') {
+    const redis = new Redis(REDIS_URL)
+    try {
+      const keys = await redis.keys(`${redisPrefix}*`)
+      if (keys.length > 0) await redis.del(...keys)
+    } finally {
+      await redis.quit()
+    }
+  }
 }
 
 /** A unique name for one test's PostgreSQL schema and Redis key prefix. */

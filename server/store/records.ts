@@ -1,0 +1,38 @@
+/**
+ * What every backend does the same way between its storage and the Store interface: turning a
+ * driver's failure into a StorageError (our own typed errors pass through), and reading framed
+ * JSON records back through their zod schemas, so damage is a CorruptDataError naming the key.
+ */
+import type { ZodType } from 'zod'
+import { CorruptDataError, HeadMovedError, StorageError } from '../../src/errors.ts'
+import { VersionRecordSchema, type VersionRecord } from '../../src/schema.ts'
+import { unframeJson as plainUnframeJson, type Framer } from './frame.ts'
+
+export const wrapStorage = async <T>(what: string, fn: () => Promise<T>): Promise<T> => {
+  try {
+    return await fn()
+  } catch (err) {
+    if (err instanceof CorruptDataError || err instanceof StorageError || err instanceof HeadMovedError) throw err
+    throw new StorageError(`${what} failed: ${(err as Error).message}`, { cause: err })
+  }
+}
+
+/** Reads framed JSON (plain, or through `framer` when values may be encrypted) against a schema. */
+export const recordParser = (framer?: Pick<Framer, 'unframeJson'>) => <T>(schema: ZodType<T>, key: string, value: Uint8Array): T => {
+  const parsed = schema.safeParse((framer?.unframeJson ?? plainUnframeJson)(key, value))
+  if (!parsed.success) throw new CorruptDataError(key, 'record does not match its schema')
+  return parsed.data
+}
+
+/** A version record stored as JSON text inside an archive chunk. */
+export const parseArchivedRecord = (key: string, json: string): VersionRecord => {
+  let value: unknown
+  try {
+    value = JSON.parse(json)
+  } catch {
+    throw new CorruptDataError(key, 'invalid JSON in archive')
+  }
+  const parsed = VersionRecordSchema.safeParse(value)
+  if (!parsed.success) throw new CorruptDataError(key, 'archived record does not match its schema')
+  return parsed.data
+}
