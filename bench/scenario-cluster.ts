@@ -43,7 +43,9 @@ export const runCluster = async (ctx: Context): Promise<ClusterResult> => {
         const schema = `accord_bench_${randomBytes(4).toString('hex')}`
         const args = ['--store', `${POSTGRES_URL}?schema=${schema}`, '--bus', REDIS_URL, '--bus-prefix', `${schema}:`]
         const servers: BenchServer[] = []
-        for (let i = 0; i < n; i++) servers.push(await startServer('accord', { dataDir: ctx.tmp, serveArgs: args })) // one at a time: the first migrates
+        for (let i = 0; i < n; i++) { // one at a time: the first migrates
+          servers.push(await startServer('accord', { dataDir: ctx.tmp, serveArgs: args, profileDir: ctx.profileDir, profileName: `cluster-${n}-${run}-${i}` }))
+        }
         const balancer = await startBalancer(() => servers.map(s => Number(new URL(s.url).port)))
         const sum = async (f: (s: BenchServer) => Promise<number>): Promise<number> => (await Promise.all(servers.map(f))).reduce((a, b) => a + b, 0)
         const server: BenchServer = {

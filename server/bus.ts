@@ -1,7 +1,13 @@
 /**
- * The bus between Accord servers that share one store (cluster mode). It carries three things:
- * versions a server stored (so the others apply and relay them without reading the store),
- * awareness (presence) updates, and short cluster-wide locks (task claims).
+ * The bus between Accord servers that share one store (cluster mode). It carries versions a
+ * server stored (so the others apply and relay them without reading the store), awareness
+ * (presence) updates, short cluster-wide locks (task claims), and the single-writer traffic:
+ * a lease naming the one server that commits a workflow, the updates other servers forward to it,
+ * and its acknowledgements once they are stored.
+ *
+ * The writer lease is an optimization, never a correctness guarantee: the store numbers versions
+ * transactionally, so two servers that both believe they write a workflow still keep one gapless
+ * history (the loser of a race catches up and renumbers). The lease only keeps that race rare.
  *
  * The bus is only the fast path: a server that misses a version (its bus connection dropped, the
  * stream was trimmed) still converges, because every loaded workflow is reconciled against the
@@ -10,7 +16,8 @@
  */
 import * as encoding from 'lib0/encoding'
 import * as decoding from 'lib0/decoding'
-import { VersionRecordSchema } from '../src/schema.ts'
+import { z } from 'zod'
+import { ChangeMetaSchema, VersionRecordSchema, ViolationRecordSchema } from '../src/schema.ts'
 import { WorkflowMetaSchema } from './store/store.ts'
 import type { RemoteVersion } from './workflow.ts'
 
@@ -21,6 +28,39 @@ export interface BusHandlers {
   onAwareness: (workflowId: string, update: Uint8Array) => void
   /** The bus (re)connected: anything may have been missed, reconcile with the store. */
   onReconnect: () => void
+  /** Another server forwarded updates of a workflow this server writes. */
+  onForward: (forward: Forward) => void
+  /** The writer stored updates this server forwarded. */
+  onAck: (ack: ForwardAck) => void
+  /** This server's writer lease on a workflow was taken by another server (or expired). */
+  onWriterLost: (workflowId: string) => void
+}
+
+/** One update forwarded to a workflow's writer, with what the writer needs to record it. */
+export interface ForwardedUpdate {
+  update: Uint8Array
+  author: string
+  description?: string
+  meta?: z.infer<typeof ChangeMetaSchema>
+  violations: Array<Omit<z.infer<typeof ViolationRecordSchema>, 'id' | 'workflowId' | 'version'>>
+  /** Undoes the previous update's effect (a validator's compensation): relayed merged with it. */
+  compensates: boolean
+}
+
+export interface Forward {
+  workflowId: string
+  /** The forwarding server, where the acknowledgement goes. */
+  from: string
+  /** Per workflow and forwarding server; a retry reuses it (applying an update twice is a no-op). */
+  seq: number
+  updates: ForwardedUpdate[]
+}
+
+/** The writer stored a forward: `version` holds it (or already held it, for a retry). */
+export interface ForwardAck {
+  workflowId: string
+  seq: number
+  version: number
 }
 
 export interface Bus {
@@ -30,6 +70,15 @@ export interface Bus {
   publishAwareness: (workflowId: string, update: Uint8Array) => void
   /** Runs `fn` while holding a cluster-wide lock on `key` (waits for it, bounded). */
   lock: <T>(key: string, fn: () => Promise<T>) => Promise<T>
+  /**
+   * The server that writes `workflowId`: this one if the lease was free (it then renews it until
+   * `releaseWriter`, and reports a loss through `onWriterLost`), else the holder's id.
+   */
+  claimWriter: (workflowId: string) => Promise<string>
+  releaseWriter: (workflowId: string) => Promise<void>
+  /** Fire and forget: a lost forward is sent again after its acknowledgement fails to come. */
+  forward: (to: string, forward: Forward) => void
+  acknowledge: (to: string, ack: ForwardAck) => void
   close: () => Promise<void>
 }
 
@@ -65,4 +114,53 @@ export const encodeAwarenessMessage = (server: string, workflowId: string, updat
 export const decodeAwarenessMessage = (data: Uint8Array): { server: string, workflowId: string, update: Uint8Array } => {
   const dec = decoding.createDecoder(data)
   return { server: decoding.readVarString(dec), workflowId: decoding.readVarString(dec), update: decoding.readVarUint8Array(dec) }
+}
+
+const ItemInfoSchema = z.object({
+  author: z.string(),
+  description: z.string().optional(),
+  meta: ChangeMetaSchema.optional(),
+  violations: z.array(ViolationRecordSchema.omit({ id: true, workflowId: true, version: true })),
+  compensates: z.boolean()
+})
+
+/** Messages to one server: [0][workflow][from][seq][n][update, info JSON]* or [1][workflow][seq][version]. */
+export const encodeServerMessage = (message: { forward: Forward } | { ack: ForwardAck }): Uint8Array => {
+  const enc = encoding.createEncoder()
+  if ('forward' in message) {
+    const f = message.forward
+    encoding.writeVarUint(enc, 0)
+    encoding.writeVarString(enc, f.workflowId)
+    encoding.writeVarString(enc, f.from)
+    encoding.writeVarUint(enc, f.seq)
+    encoding.writeVarUint(enc, f.updates.length)
+    for (const { update, ...info } of f.updates) {
+      encoding.writeVarUint8Array(enc, update)
+      encoding.writeVarString(enc, JSON.stringify(info))
+    }
+  } else {
+    encoding.writeVarUint(enc, 1)
+    encoding.writeVarString(enc, message.ack.workflowId)
+    encoding.writeVarUint(enc, message.ack.seq)
+    encoding.writeVarUint(enc, message.ack.version)
+  }
+  return encoding.toUint8Array(enc)
+}
+
+/** Decodes and validates a message to this server; throws on anything malformed. */
+export const decodeServerMessage = (data: Uint8Array): { forward: Forward } | { ack: ForwardAck } => {
+  const dec = decoding.createDecoder(data)
+  const kind = decoding.readVarUint(dec)
+  if (kind === 1) return { ack: { workflowId: decoding.readVarString(dec), seq: decoding.readVarUint(dec), version: decoding.readVarUint(dec) } }
+  if (kind !== 0) throw new Error(`unknown server message ${kind}`)
+  const workflowId = decoding.readVarString(dec)
+  const from = decoding.readVarString(dec)
+  const seq = decoding.readVarUint(dec)
+  const n = decoding.readVarUint(dec)
+  const updates: ForwardedUpdate[] = []
+  for (let i = 0; i < n; i++) {
+    const update = decoding.readVarUint8Array(dec)
+    updates.push({ update, ...ItemInfoSchema.parse(JSON.parse(decoding.readVarString(dec))) })
+  }
+  return { forward: { workflowId, from, seq, updates } }
 }

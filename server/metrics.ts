@@ -27,6 +27,10 @@ export interface Metrics {
   loaded: (seconds: number) => void
   snapshot: () => void
   corrupt: (workflowId: string) => void
+  /** Cluster mode: updates sent to another server that writes their workflow. */
+  forwarded: (updates: number) => void
+  /** Cluster mode: a commit found another server had stored the version number first. */
+  writerRace: () => void
 }
 
 const INACTIVE: ReadonlySet<AgentStatus> = new Set(['idle', 'archiving'])
@@ -75,6 +79,9 @@ export const createMetrics = (sources: MetricsSources): Metrics => {
     name: 'accord_workflow_load_seconds', help: 'Time to load a workflow from the store',
     buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5], registers: [registry]
   })
+  const forwarded = new Counter({ name: 'accord_forwarded_updates_total', help: 'Cluster: updates forwarded to the server that writes their workflow', registers: [registry] })
+  const races = new Counter({ name: 'accord_writer_races_total', help: 'Cluster: commits that found the version number taken by another server (then renumbered)', registers: [registry] })
+  new Gauge({ name: 'accord_workflows_written', help: 'Loaded workflows this server writes (holds the writer lease of, or the only server)', registers: [registry], collect () { this.set(sources.loaded().filter(wf => wf.isWriter).length) } })
   const corrupt = new Counter({ name: 'accord_corrupt_workflows_total', help: 'Workflow loads refused because stored data was damaged', labelNames: ['workflow'], registers: [registry] })
 
   const countStep = (wf: Workflow, agentId: string, step: Step): void => {
@@ -110,6 +117,8 @@ export const createMetrics = (sources: MetricsSources): Metrics => {
     },
     loaded: seconds => { loads.observe(seconds) },
     snapshot: () => { backups.inc() },
-    corrupt: workflowId => { corrupt.inc({ workflow: workflowId }) }
+    corrupt: workflowId => { corrupt.inc({ workflow: workflowId }) },
+    forwarded: n => { forwarded.inc(n) },
+    writerRace: () => { races.inc() }
   }
 }

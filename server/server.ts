@@ -32,7 +32,7 @@ import { ANONYMOUS, createVerifier, type AuthOptions, type Principal, type Verif
 import { createRuntimeMonitor, type RuntimeMonitor } from './runtime.ts'
 import { openLevelStore } from './store/level.ts'
 import { streamBackup } from './backup.ts'
-import type { Bus } from './bus.ts'
+import type { Bus, Forward } from './bus.ts'
 import { createRedisBus } from './bus-redis.ts'
 import type { Store, WorkflowMeta } from './store/store.ts'
 import type { Workflow, WorkflowOptions } from './workflow.ts'
@@ -66,7 +66,15 @@ export interface ServerOptions {
    * locks over Redis. `reconcileMs` (default 1000) bounds how long a missed bus message can delay a
    * server: each loaded workflow is compared with the store's head that often.
    */
-  cluster?: { redisUrl: string, prefix?: string, reconcileMs?: number }
+  cluster?: {
+    redisUrl: string
+    prefix?: string
+    reconcileMs?: number
+    /** How long after a writer died another server takes its workflows over (default 5000 ms). */
+    writerLeaseMs?: number
+    /** How long a forwarded update waits for the writer's acknowledgement before it goes again (default 2000 ms). */
+    forwardTimeoutMs?: number
+  }
   /** How long a workflow stays in memory after its last connection left (default 5000 ms). */
   evictionGraceMs?: number
   /** A full-state keyframe every this many versions (default 100): bounds cold-load replay. */
@@ -318,12 +326,24 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
     }
     if (store === null) store = await openLevelStore(path.resolve(options.dataDir ?? './data'), { sync: options.syncWrites, encryptionKey: options.encryptionKey })
     feed = createChangeFeed(store)
-    if (options.cluster !== undefined) bus = createRedisBus({ url: options.cluster.redisUrl, prefix: options.cluster.prefix, log })
+    if (options.cluster !== undefined) bus = createRedisBus({ url: options.cluster.redisUrl, prefix: options.cluster.prefix, writerLeaseMs: options.cluster.writerLeaseMs, log })
     const clusterBus = bus
     const reg = createRegistry({
       cluster: clusterBus === null
         ? undefined
-        : { lock: clusterBus.lock, publishAwareness: (wf, update) => { clusterBus.publishAwareness(wf.id, update) } },
+        : {
+            serverId: clusterBus.serverId,
+            lock: clusterBus.lock,
+            publishAwareness: (wf, update) => { clusterBus.publishAwareness(wf.id, update) },
+            claimWriter: clusterBus.claimWriter,
+            releaseWriter: clusterBus.releaseWriter,
+            forward: (to, f) => {
+              metrics?.forwarded(f.updates.length)
+              clusterBus.forward(to, f)
+            },
+            forwardTimeoutMs: options.cluster?.forwardTimeoutMs ?? 2000,
+            onRace: () => { metrics?.writerRace() }
+          },
       store,
       log,
       graceMs: options.evictionGraceMs ?? 5000,
@@ -348,7 +368,23 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
     })
     registry = reg
     if (clusterBus !== null) {
-      const reconcile = (): void => { for (const wf of reg.all()) track(wf.catchUp(), 'catching up with the store') }
+      const reconcile = (): void => {
+        for (const wf of reg.all()) {
+          track(wf.catchUp(), 'catching up with the store')
+          track(wf.retryForwards(), 'retrying forwards')
+        }
+      }
+      // Updates forwarded here are stored even if the lease moved meanwhile (the store keeps a
+      // second writer safe); the workflow is loaded for it when it is not.
+      const storeForwarded = async (f: Forward): Promise<void> => {
+        const wf = await reg.acquire(f.workflowId)
+        try {
+          const version = await wf.applyForwarded(f)
+          clusterBus.acknowledge(f.from, { workflowId: f.workflowId, seq: f.seq, version })
+        } finally {
+          reg.release(wf)
+        }
+      }
       await clusterBus.start({
         onVersion: v => {
           const wf = reg.get(v.record.workflowId)
@@ -356,7 +392,10 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
           else feed?.publish(v.record)
         },
         onAwareness: (id, update) => { reg.get(id)?.applyRemoteAwareness(update) },
-        onReconnect: reconcile
+        onReconnect: reconcile,
+        onForward: f => { track(storeForwarded(f), 'storing forwarded updates') },
+        onAck: ack => { reg.get(ack.workflowId)?.acknowledged(ack.seq, ack.version) },
+        onWriterLost: id => { reg.get(id)?.writerLost() }
       })
       reconcileTimer = setInterval(reconcile, options.cluster?.reconcileMs ?? 1000)
       reconcileTimer.unref()
@@ -421,7 +460,7 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
         const ready = state === 'listening'
         const corruptWorkflows = Array.from(corrupt.values())
         res.writeHead(ready ? 200 : 503, { 'content-type': 'application/json' })
-          .end(JSON.stringify({ ready, state, degraded: corruptWorkflows.length > 0, corruptWorkflows }))
+          .end(JSON.stringify({ ready, state, degraded: corruptWorkflows.length > 0, corruptWorkflows, ...(bus === null ? {} : { serverId: bus.serverId }) }))
       } else if (pathname === '/v1/admin/backup' && req.method === 'GET') {
         const who = await httpCtx.authenticate(bearer(req.headers.authorization), null)
         if (!who.can('*', 'admin')) throw new AccordError('FORBIDDEN', 'backups need the admin right on every workflow (scope admin:*)')

@@ -10,7 +10,7 @@ import { closeClients, sdkAgent, stockClient } from './helpers/clients.ts'
 import { waitFor, waitForConvergence } from './helpers/wait.ts'
 import { api, openSse } from './helpers/http.ts'
 import { expectGapless, historyOf } from './helpers/history.ts'
-import { POSTGRES_URL, REDIS_URL, dropServiceData, servicesMissing, uniqueName } from './helpers/services.ts'
+import { POSTGRES_URL, REDIS_URL, dropServiceData, metricOf, serverIdOf, servicesMissing, uniqueName, writerOf } from './helpers/services.ts'
 import { openPostgresStore } from '../server/store/postgres.ts'
 import type { Store } from '../server/store/store.ts'
 
@@ -25,7 +25,7 @@ const nodes: Node[] = []
 
 const startNode = async (options: { prefix?: string } = {}): Promise<Node> => {
   const store = await openPostgresStore(POSTGRES_URL, { schema })
-  const srv = await startServer({ store, evictionGraceMs: 0, cluster: { redisUrl: REDIS_URL, prefix: options.prefix ?? prefix, reconcileMs: 300 } })
+  const srv = await startServer({ store, evictionGraceMs: 0, cluster: { redisUrl: REDIS_URL, prefix: options.prefix ?? prefix, reconcileMs: 300, forwardTimeoutMs: 500 } })
   let stopped = false
   const node: Node = {
     srv,
@@ -72,8 +72,10 @@ describe.skipIf(missing !== null)('cluster: PostgreSQL store + Redis bus', () =>
     stock.doc.getMap('state').set('stock', true)
     const final = await waitForConvergence([() => alice.state, () => bob.state, () => stock.json()], 15_000)
     expect(final).toEqual({ alice: 1, bob: [1, 2], stock: true })
+    // bob's and the stock client's edits may share a version (the writer commits what arrived together).
+    const stored = async (node: Node): Promise<number> => (await historyOf(node.srv.server, 'wf-fan')).flatMap(v => v.changes).length
     for (const node of [a!, b!, c!]) {
-      await waitFor(async () => (await historyOf(node.srv.server, 'wf-fan')).length === 3, { what: 'three versions everywhere' })
+      await waitFor(async () => (await stored(node)) === 3, { what: 'every change in every server\'s history' })
       expectGapless(await historyOf(node.srv.server, 'wf-fan'))
     }
     expect((await historyOf(c!.srv.server, 'wf-fan')).at(-1)?.description).toBe('from a')
@@ -108,6 +110,51 @@ describe.skipIf(missing !== null)('cluster: PostgreSQL store + Redis bus', () =>
       return next
     }, {})
     expect(rebuilt).toEqual(final)
+  })
+
+  it('one server writes a workflow: the others forward to it, nobody races for version numbers, and another takes over when it leaves', async () => {
+    fresh()
+    const servers = await cluster()
+    const http = (node: Node): string => `http://127.0.0.1:${node.srv.port}`
+    const agents = servers.flatMap((node, i) => [0, 1].map(j => sdkAgent(node.srv.url, 'wf-writer', `agent-${i}-${j}`)))
+    await Promise.all(agents.map(a => a.whenSynced()))
+    const writerId = await writerOf(prefix, 'wf-writer')
+    const ids = await Promise.all(servers.map(n => serverIdOf(http(n))))
+    const writer = servers[ids.indexOf(writerId as string)]
+    expect(writer).toBeDefined()
+    const followers = servers.filter(n => n !== writer)
+
+    const storm = async (label: string, from: typeof agents): Promise<Record<string, unknown>> => {
+      for (let round = 0; round < 20; round++) {
+        from.forEach(agent => agent.update(d => { d[agent.agentId] = `${label}${round}` }))
+        if (round % 4 === 0) await new Promise(resolve => setImmediate(resolve))
+      }
+      return waitForConvergence(from.map(a => () => a.state), 30_000) as Promise<Record<string, unknown>>
+    }
+    const first = await storm('a', agents)
+    for (const agent of agents) expect(first[agent.agentId]).toBe('a19')
+    for (const node of servers) expect(await metricOf(http(node), 'accord_writer_races_total')).toBe(0)
+    for (const node of followers) expect(await metricOf(http(node), 'accord_forwarded_updates_total')).toBeGreaterThan(0)
+    expect(await metricOf(http(writer!), 'accord_forwarded_updates_total')).toBe(0)
+    expect(await metricOf(http(writer!), 'accord_workflows_written')).toBe(1)
+    for (const node of followers) expect(await metricOf(http(node), 'accord_workflows_written')).toBe(0)
+
+    // The writer leaves; its clients are gone, the others keep writing and one of them takes over.
+    const writerAgents = agents.filter((_, k) => servers[Math.floor(k / 2)] === writer)
+    const rest = agents.filter(a => !writerAgents.includes(a))
+    for (const agent of writerAgents) agent.close()
+    await writer!.stop()
+    const second = await storm('b', rest)
+    for (const agent of rest) expect(second[agent.agentId]).toBe('b19')
+    const newWriter = await writerOf(prefix, 'wf-writer')
+    expect(newWriter).not.toBeNull()
+    expect(newWriter).not.toBe(writerId)
+    for (const node of followers) {
+      await waitFor(async () => (await historyOf(node.srv.server, 'wf-writer'))[0]?.checksum === (await historyOf(followers[0]!.srv.server, 'wf-writer'))[0]?.checksum, { what: 'same head everywhere' })
+      expectGapless(await historyOf(node.srv.server, 'wf-writer'))
+    }
+    const head = (await historyOf(followers[0]!.srv.server, 'wf-writer'))[0]!.version
+    expect(await followers[1]!.srv.server.stateAt('wf-writer', head)).toEqual(second)
   })
 
   it('presence, change streams with Last-Event-ID and task claims work across servers', async () => {

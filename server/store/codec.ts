@@ -1,16 +1,19 @@
 /**
  * Binary encodings of stored values (before framing): update lists, compressed keyframes and
  * archive chunks. Compression is Brotli from node:zlib (maintained, built in, good ratio on
- * Yjs data); quality 5 keeps it fast enough for the write path.
+ * Yjs data); quality 5 keeps it fast enough for the write path. Writes compress in libuv's
+ * thread pool (the main thread is what bounds a busy server's latency); reads decompress inline.
  */
-import { brotliCompressSync, brotliDecompressSync, constants } from 'node:zlib'
+import { promisify } from 'node:util'
+import { brotliCompress, brotliDecompressSync, constants } from 'node:zlib'
 import * as encoding from 'lib0/encoding'
 import * as decoding from 'lib0/decoding'
 import type { VersionEntry } from './store.ts'
 
 const BROTLI = { params: { [constants.BROTLI_PARAM_QUALITY]: 5 } }
 
-export const compress = (data: Uint8Array): Uint8Array => new Uint8Array(brotliCompressSync(data, BROTLI))
+const brotli = promisify(brotliCompress)
+export const compress = async (data: Uint8Array): Promise<Uint8Array> => new Uint8Array(await brotli(data, BROTLI))
 export const decompress = (data: Uint8Array): Uint8Array => new Uint8Array(brotliDecompressSync(data))
 
 export const encodeUpdates = (updates: Uint8Array[]): Uint8Array => {
@@ -36,7 +39,7 @@ export interface Chunk {
   entries: VersionEntry[]
 }
 
-export const encodeChunk = (chunk: Chunk): Uint8Array => {
+export const encodeChunk = (chunk: Chunk): Promise<Uint8Array> => {
   const enc = encoding.createEncoder()
   encoding.writeVarUint(enc, chunk.from)
   encoding.writeVarUint8Array(enc, chunk.keyframe ?? new Uint8Array(0))

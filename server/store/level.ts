@@ -7,7 +7,7 @@ import { CorruptDataError, HeadMovedError, StorageError } from '../../src/errors
 import { ConflictRecordSchema, SnapshotRecordSchema, VersionRecordSchema, ViolationRecordSchema, type VersionRecord } from '../../src/schema.ts'
 import { compress, decodeChunk, decodeUpdates, decompress, encodeChunk, encodeUpdates, type Chunk } from './codec.ts'
 import { checkFrame, createFramer, isEncrypted, type Framer } from './frame.ts'
-import { parseArchivedRecord, recordParser, wrapStorage } from './records.ts'
+import { archivedRecordsAfter, parseArchivedRecord, recordParser, wrapStorage } from './records.ts'
 import * as keys from './keys.ts'
 import { WorkflowMetaSchema, type Keyframe, type Replay, type Store, type VersionEntry, type WorkflowMeta } from './store.ts'
 
@@ -147,7 +147,7 @@ export const openLevelStore = async (location: string, options: LevelStoreOption
       putOp(keys.key(id, 'log', v), frame(encodeUpdates(c.updates))),
       putOp(keys.key(id, 'ver', v), frameJson(c.record))
     ]
-    if (c.keyframe !== undefined) ops.push(putOp(keys.key(id, 'kf', v), frame(compress(c.keyframe))))
+    if (c.keyframe !== undefined) ops.push(putOp(keys.key(id, 'kf', v), frame(await compress(c.keyframe))))
     for (const conflict of c.conflicts ?? []) ops.push(putOp(keys.key(id, 'conf', conflict.id), frameJson(conflict)))
     for (const violation of c.violations ?? []) ops.push(putOp(keys.key(id, 'viol', violation.id), frameJson(violation)))
     ops.push(putOp(keys.metaKey(id), frameJson(c.meta)))
@@ -222,19 +222,7 @@ export const openLevelStore = async (location: string, options: LevelStoreOption
   })
 
   const readVersionsAfter = async (id: string, after: number, limit: number): Promise<VersionRecord[]> => {
-    const out: VersionRecord[] = []
-    const archived = await archivedThrough(id)
-    let next = after + 1
-    while (next <= archived && out.length < limit) {
-      const chunk = await readChunk(id, next)
-      if (chunk === null) break
-      chunk.entries.forEach((entry, i) => {
-        if (entry.version >= next && out.length < limit) {
-          out.push(parseArchivedRecord(keys.key(id, 'arch', entry.version), chunk.records[i] as string))
-        }
-      })
-      next = (chunk.entries[chunk.entries.length - 1]?.version ?? next) + 1
-    }
+    const { records: out, next } = await archivedRecordsAfter(id, after, limit, await archivedThrough(id), v => readChunk(id, v))
     if (out.length < limit) {
       for await (const [k, v] of db.iterator({ ...keys.kindRange(id, 'ver', { after: next - 1 }), limit: limit - out.length })) {
         out.push(parse(VersionRecordSchema, k, v))
@@ -260,15 +248,20 @@ export const openLevelStore = async (location: string, options: LevelStoreOption
     const entries = await readEntries(id, from, to)
     const records: string[] = []
     const ops: BatchOp[] = []
+    // One range read for the records (not a get per version): archiving runs on the write path.
+    const stored = new Map<number, string>()
+    for await (const [k, v] of db.iterator(keys.kindRange(id, 'ver', { after: from, through: to }))) {
+      stored.set(keys.keyToNum(k), JSON.stringify(parse(VersionRecordSchema, k, v)))
+    }
     for (const entry of entries) {
       const k = keys.key(id, 'ver', entry.version)
-      const value = await db.get(k)
-      if (value === undefined) throw new CorruptDataError(k, 'version record missing')
-      records.push(JSON.stringify(parse(VersionRecordSchema, k, value)))
+      const record = stored.get(entry.version)
+      if (record === undefined) throw new CorruptDataError(k, 'version record missing')
+      records.push(record)
       ops.push({ type: 'del', key: k }, { type: 'del', key: keys.key(id, 'log', entry.version) })
     }
     if (from !== 0) ops.push({ type: 'del', key: keys.key(id, 'kf', from) })
-    ops.push(putOp(keys.key(id, 'arch', to), frame(encodeChunk({ from, keyframe: keyframe?.state ?? null, records, entries }))))
+    ops.push(putOp(keys.key(id, 'arch', to), frame(await encodeChunk({ from, keyframe: keyframe?.state ?? null, records, entries }))))
     await db.batch(ops, writeOptions)
   })
 

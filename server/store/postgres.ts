@@ -19,7 +19,7 @@ import { compress, decodeChunk, decodeUpdates, decompress, encodeChunk, encodeUp
 import { frame, frameJson, unframe } from './frame.ts'
 import * as keys from './keys.ts'
 import { migrate } from './postgres-migrations.ts'
-import { parseArchivedRecord, recordParser, wrapStorage } from './records.ts'
+import { archivedRecordsAfter, parseArchivedRecord, recordParser, wrapStorage } from './records.ts'
 import { WorkflowMetaSchema, type Keyframe, type Replay, type Store, type VersionEntry, type WorkflowMeta } from './store.ts'
 
 export interface PostgresStoreOptions {
@@ -238,19 +238,7 @@ export const openPostgresStore = async (url: string, options: PostgresStoreOptio
 
   const versionsAfter: Store['versionsAfter'] = (id, after, limit) => wrap(`reading versions of ${id}`, () =>
     transaction('snapshot', async c => {
-      const out: VersionRecord[] = []
-      const archived = await archivedThroughOn(c, id)
-      let next = after + 1
-      while (next <= archived && out.length < limit) {
-        const chunk = await readChunk(c, id, next)
-        if (chunk === null) break
-        chunk.entries.forEach((entry, i) => {
-          if (entry.version >= next && out.length < limit) {
-            out.push(parseArchivedRecord(keys.key(id, 'arch', entry.version), chunk.records[i] as string))
-          }
-        })
-        next = (chunk.entries[chunk.entries.length - 1]?.version ?? next) + 1
-      }
+      const { records: out, next } = await archivedRecordsAfter(id, after, limit, await archivedThroughOn(c, id), v => readChunk(c, id, v))
       if (out.length < limit) {
         const rows = await query(`SELECT version, record FROM ${t.versions} WHERE workflow_id = $1 AND version >= $2
           ORDER BY version LIMIT $3`, [id, next, limit - out.length], c)
@@ -300,7 +288,7 @@ export const openPostgresStore = async (url: string, options: PostgresStoreOptio
     const violations = c.violations ?? []
     const [row] = await query(v === 1 ? COMMIT_FIRST : COMMIT_NEXT, [
       id, v, frameJson(c.meta), frame(encodeUpdates(c.updates)), record,
-      c.keyframe === undefined ? null : frame(compress(c.keyframe)),
+      c.keyframe === undefined ? null : frame(await compress(c.keyframe)),
       conflicts.map(x => x.id), conflicts.map(x => frameJson(x)),
       violations.map(x => x.id), violations.map(x => frameJson(x))
     ])
@@ -340,7 +328,7 @@ export const openPostgresStore = async (url: string, options: PostgresStoreOptio
       if (entries.length !== to - from || entries.some((e, i) => e.version !== from + i + 1)) {
         throw new CorruptDataError(keys.key(id, 'log', to), `log entries of (${from}, ${to}] missing`)
       }
-      const chunk = frame(encodeChunk({ from, keyframe: keyframe?.state ?? null, records, entries }))
+      const chunk = frame(await encodeChunk({ from, keyframe: keyframe?.state ?? null, records, entries }))
       await query(`WITH dl AS (DELETE FROM ${t.log} WHERE workflow_id = $1 AND version > $2 AND version <= $3),
           dv AS (DELETE FROM ${t.versions} WHERE workflow_id = $1 AND version > $2 AND version <= $3),
           dk AS (DELETE FROM ${t.keyframes} WHERE workflow_id = $1 AND version = $2 AND $2 <> 0)

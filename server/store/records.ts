@@ -7,6 +7,8 @@ import type { ZodType } from 'zod'
 import { CorruptDataError, HeadMovedError, StorageError } from '../../src/errors.ts'
 import { VersionRecordSchema, type VersionRecord } from '../../src/schema.ts'
 import { unframeJson as plainUnframeJson, type Framer } from './frame.ts'
+import type { Chunk } from './codec.ts'
+import { key as storeKey } from './keys.ts'
 
 export const wrapStorage = async <T>(what: string, fn: () => Promise<T>): Promise<T> => {
   try {
@@ -35,4 +37,27 @@ export const parseArchivedRecord = (key: string, json: string): VersionRecord =>
   const parsed = VersionRecordSchema.safeParse(value)
   if (!parsed.success) throw new CorruptDataError(key, 'archived record does not match its schema')
   return parsed.data
+}
+
+/**
+ * The archived part of `versionsAfter`: records with version > after, oldest first, read chunk by
+ * chunk through `readChunk` (the chunk holding a version, or null) up to `archived`. Returns them
+ * and the first version still to read from the hot records.
+ */
+export const archivedRecordsAfter = async (
+  id: string, after: number, limit: number, archived: number, readChunk: (version: number) => Promise<Chunk | null>
+): Promise<{ records: VersionRecord[], next: number }> => {
+  const records: VersionRecord[] = []
+  let next = after + 1
+  while (next <= archived && records.length < limit) {
+    const chunk = await readChunk(next)
+    if (chunk === null) break
+    chunk.entries.forEach((entry, i) => {
+      if (entry.version >= next && records.length < limit) {
+        records.push(parseArchivedRecord(storeKey(id, 'arch', entry.version), chunk.records[i] as string))
+      }
+    })
+    next = (chunk.entries[chunk.entries.length - 1]?.version ?? next) + 1
+  }
+  return { records, next }
 }

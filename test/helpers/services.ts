@@ -67,3 +67,28 @@ export const dropServiceData = async ({ schema, redisPrefix }: { schema?: string
 
 /** A unique name for one test's PostgreSQL schema and Redis key prefix. */
 export const uniqueName = (label: string): string => `accord_${label}_${randomBytes(5).toString('hex')}`
+
+/** The server id holding a workflow's writer lease in the cluster under `redisPrefix`, or null. */
+export const writerOf = async (redisPrefix: string, workflowId: string): Promise<string | null> => {
+  const redis = new Redis(REDIS_URL)
+  try {
+    return await redis.get(`${redisPrefix}writer:${workflowId}`)
+  } finally {
+    await redis.quit()
+  }
+}
+
+/** One unlabelled counter or gauge from a server's /metrics. */
+export const metricOf = async (base: string, name: string): Promise<number> => {
+  const text = await (await fetch(`${base}/metrics`)).text()
+  const line = text.split('\n').find(l => l.startsWith(`${name} `))
+  if (line === undefined) throw new Error(`${base}/metrics has no ${name}`)
+  return Number(line.slice(name.length + 1))
+}
+
+/** The cluster server id a server reports in /readyz. */
+export const serverIdOf = async (base: string): Promise<string> => {
+  const body = await (await fetch(`${base}/readyz`)).json() as { serverId?: string }
+  if (body.serverId === undefined) throw new Error(`${base} is not in cluster mode`)
+  return body.serverId
+}
