@@ -17,6 +17,8 @@ import { tempDir, type TestServer } from './helpers/server.ts'
 import { waitFor } from './helpers/wait.ts'
 import { api } from './helpers/http.ts'
 import { createRandom, seedFrom, type Random } from './helpers/random.ts'
+import * as Y from 'yjs'
+import { stockClient } from './helpers/clients.ts'
 
 const { start, restart } = useServers()
 
@@ -126,8 +128,8 @@ describe('convergence under chaos', () => {
       await Promise.all(slots.slice(1).map(s => open(s, true)))
       await waitFor(() => slots.every(s => canonical(s.handle?.state) === canonical(first.state)), { what: `everyone has the seed ${tag}` })
 
-      /** One random edit by `slot`, tagged with a marker under /log. */
-      const edit = (slot: Slot): void => {
+      /** One random edit by `slot`, tagged with a marker under /log; false when it was refused (an invalid patch writes nothing). */
+      const edit = (slot: Slot): boolean => {
         const handle = slot.handle as WorkflowHandle
         const marker = `${slot.name}-${++opNumber}`
         const state = handle.state as unknown as Obj
@@ -154,7 +156,7 @@ describe('convergence under chaos', () => {
             expect(() => handle.patch([...ops, { op: 'add', path: `/log/${marker}`, value: opNumber }]), `invalid patch ${JSON.stringify(ops)} ${tag}`).toThrow(/invalid patch/i)
             expect(canonical(handle.state), `state after the invalid patch ${JSON.stringify(ops)} ${tag}`).toBe(canonical(before))
             bump('invalid patch refused')
-            return
+            return false
           }
           let after: unknown
           try {
@@ -165,7 +167,7 @@ describe('convergence under chaos', () => {
           ;(expected as Obj).log = { ...(expected as { log: Obj }).log, [marker]: opNumber }
           expect(canonical(after), `patch ${JSON.stringify(ops)} applied locally as RFC 6902 says ${tag}`).toBe(canonical(expected))
           markers.push(marker)
-          return
+          return true
         }
         handle.update(d => {
           const draft = d as unknown as Obj
@@ -207,6 +209,7 @@ describe('convergence under chaos', () => {
           }
         }, { description: `chaos ${marker}` })
         markers.push(marker)
+        return true
       }
 
       for (let round = 0; round < ROUNDS; round++) {
@@ -244,12 +247,15 @@ describe('convergence under chaos', () => {
         // Edits, by everyone who runs: online, offline, with the server down.
         const headBefore = serverUp ? await headOf(srv, ID) : 0
         let onlineEdits = 0
+        const markersBefore = markers.length
         for (const slot of slots) {
           if (slot.handle === null) continue
           const n = r.int(3)
-          for (let k = 0; k < n; k++) edit(slot)
-          if (!slot.offline && n > 0) onlineEdits++
+          let wrote = false
+          for (let k = 0; k < n; k++) wrote = edit(slot) || wrote
+          if (!slot.offline && wrote) onlineEdits++
         }
+        const roundMarkers = markers.slice(markersBefore)
         if (serverUp && downAt.get(round) === 'in flight') await stopServer()
         // Let some of it through before the next round (edits from this round stay concurrent).
         if (serverUp && onlineEdits > 0) {
@@ -261,7 +267,19 @@ describe('convergence under chaos', () => {
               headBefore,
               connections: srv.server.connectionCount(),
               loaded: srv.server.loadedWorkflows(),
-              slots: slots.map(sl => ({ name: sl.name, offline: sl.offline, running: sl.handle !== null, synced: sl.handle?.synced }))
+              server: await serverView(srv.url),
+              stored: (await srv.server.store.versionsAfter(ID, Math.max(0, headBefore - 3), 20)).map(v => `${v.version} by ${v.author}: ${v.description}`),
+              live: await api(http(), 'GET', `/v1/workflows/${ID}`).then(res => ({ version: res.body?.version, roundMarkers: roundMarkers.map(m => [m, Object.hasOwn(res.body?.state?.log ?? {}, m)]) })),
+              slots: slots.map(sl => ({
+                name: sl.name,
+                offline: sl.offline,
+                running: sl.handle !== null,
+                synced: sl.handle?.synced,
+                wsconnected: sl.handle?.provider.wsconnected,
+                pending: sl.handle === null ? null : pendingOf(sl.handle.doc),
+                stateVector: sl.handle === null ? null : Object.fromEntries(Y.decodeStateVector(Y.encodeStateVector(sl.handle.doc)))
+              })),
+              logs: srv.logs.filter(l => l.level !== 'info' && l.level !== 'debug').slice(-10)
             }))
             throw err
           }
@@ -329,6 +347,25 @@ describe('convergence under chaos', () => {
     }
   }, 180_000)
 })
+
+/** What a document holds that it cannot integrate yet (missing what it builds on). */
+const pendingOf = (doc: Y.Doc): unknown => ({
+  structs: doc.store.pendingStructs === null ? null : Object.fromEntries(doc.store.pendingStructs.missing),
+  deletes: doc.store.pendingDs !== null
+})
+
+/** The server's document as a fresh stock client receives it (pending structs included), for stall diagnostics. */
+const serverView = async (url: string): Promise<unknown> => {
+  const client = stockClient(url, ID)
+  try {
+    await Promise.race([client.synced(), new Promise((_resolve, reject) => setTimeout(() => { reject(new Error('no sync reply in 5 s')) }, 5000))])
+    return { stateVector: Object.fromEntries(Y.decodeStateVector(Y.encodeStateVector(client.doc))), pending: pendingOf(client.doc) }
+  } catch (err) {
+    return { error: (err as Error).message }
+  } finally {
+    client.close()
+  }
+}
 
 /**
  * A random RFC 6902 patch for `data` (under /data), without the marker op. Now and then an invalid
