@@ -251,6 +251,17 @@ export const contract = (name: string, open: () => Promise<Backend>, skip?: stri
       expect(await b.store.countLog('wf-none')).toBe(0)
     })
 
+    it('commits of many workflows at once all land in order (LevelDB writes them as combined batches)', async () => {
+      const writers = Array.from({ length: 8 }, (_, i) => new Writer(`wf-many-${i}`, 5))
+      await Promise.all(writers.map(w => w.write(b.store, 12)))
+      for (const writer of writers) {
+        const stored = await b.store.load(writer.id)
+        expect(stored.meta, writer.id).toEqual(writer.meta)
+        expect(stateOf(stored), writer.id).toBe(writer.states[writer.meta.head])
+      }
+      expect(await allVersionsAfter(b.store, 'wf-many-3', 5)).toEqual(range(1, 12))
+    })
+
     it('replay and version rebuild and return every version', async () => {
       const w = new Writer('wf-replay', 4)
       await w.write(b.store, 10)

@@ -124,6 +124,30 @@ export const openLevelStore = async (location: string, options: LevelStoreOption
       rememberHead(meta.id, meta.head)
     })
 
+  /**
+   * Commits queued in one turn of the event loop, from any workflow, go to LevelDB as one batch:
+   * one native call and one thread-pool job per turn instead of per commit. Under load that call
+   * was a quarter of the main thread's busy time. Each commit still lands atomically (it is part
+   * of one atomic batch), and a failed batch fails every commit in it, each of which retries.
+   */
+  let combined: { ops: BatchOp[], waiters: Array<{ resolve: () => void, reject: (err: unknown) => void }> } | null = null
+  let writing: Promise<void> = Promise.resolve()
+  const writeCombined = (ops: BatchOp[]): Promise<void> => new Promise((resolve, reject) => {
+    if (combined === null) {
+      const next = { ops: [] as BatchOp[], waiters: [] as Array<{ resolve: () => void, reject: (err: unknown) => void }> }
+      combined = next
+      setImmediate(() => {
+        combined = null
+        writing = db.batch(next.ops, writeOptions).then(
+          () => { for (const w of next.waiters) w.resolve() },
+          (err: unknown) => { for (const w of next.waiters) w.reject(err) }
+        )
+      })
+    }
+    for (const op of ops) combined.ops.push(op)
+    combined.waiters.push({ resolve, reject })
+  })
+
   /** Commits of one workflow run one at a time, so the head check and the batch are atomic. */
   const committing = new Map<string, Promise<unknown>>()
   const commit: Store['commit'] = (id, c) => {
@@ -152,7 +176,7 @@ export const openLevelStore = async (location: string, options: LevelStoreOption
     for (const violation of c.violations ?? []) ops.push(putOp(keys.key(id, 'viol', violation.id), frameJson(violation)))
     ops.push(putOp(keys.metaKey(id), frameJson(c.meta)))
     try {
-      await db.batch(ops, writeOptions)
+      await writeCombined(ops)
     } catch (err) {
       heads.delete(id) // unknown whether it landed: read it next time
       throw err
@@ -356,6 +380,9 @@ export const openLevelStore = async (location: string, options: LevelStoreOption
   })
 
   const close = async (): Promise<void> => {
+    // A commit queued for the combined batch still lands (or fails) before the database closes.
+    while (combined !== null) await new Promise(resolve => setImmediate(resolve))
+    await writing.catch(() => {})
     if (db.status === 'open' || db.status === 'opening') await db.close()
   }
 
