@@ -12,7 +12,6 @@ import { createHash } from 'node:crypto'
 import * as Y from 'yjs'
 import * as encoding from 'lib0/encoding'
 import { toBase64 } from 'lib0/buffer'
-import * as syncProtocol from 'y-protocols/sync'
 import * as awarenessProtocol from 'y-protocols/awareness'
 import jsonpatch, { type Operation } from 'fast-json-patch'
 import { CloseCodes, type CloseCode } from '../src/close-codes.ts'
@@ -22,13 +21,14 @@ import { toPointer, type JsonObject } from '../src/json.ts'
 import { RUNTIME_ROOTS, EVENTS_ROOT, isPaused, nextDeadline, type AgentStatus } from '../src/runtime.ts'
 import type { ZodType } from 'zod'
 import { eventsToOps } from '../src/changes.ts'
-import { MessageType, encodeFramed } from '../src/protocol.ts'
+import { MessageType } from '../src/protocol.ts'
 import type { ChangeMeta, ConflictRecord, JsonPatchOp, VersionRecord, ViolationRecord } from '../src/schema.ts'
 import { AGENTS_ROOT } from '../src/agents.ts'
 import { detectConflicts, type DetectedConflict } from './conflicts.ts'
 import { pathMatches } from './auth.ts'
 import type { Logger } from './log.ts'
 import type { Forward, ForwardedUpdate } from './bus.ts'
+import { deliver, originAgent, relay, type Outgoing } from './fanout.ts'
 import { emptyMeta, type Store, type WorkflowMeta } from './store/store.ts'
 
 /** Who made a change, and why. Connections and server-side writers (restore, ...) both are. */
@@ -124,18 +124,6 @@ export interface RemoteVersion {
   updates: Uint8Array[]
 }
 
-/** Most updates merged into one frame when relaying a version. */
-const MERGE_MAX = 64
-
-const chunks = <T>(list: T[], size: number): T[][] => {
-  const out: T[][] = []
-  for (let i = 0; i < list.length; i += size) out.push(list.slice(i, i + size))
-  return out
-}
-
-/** One update on its way to a peer. */
-interface Outgoing { update: Uint8Array, origin: unknown, description: string | undefined, skip: unknown[] }
-
 /** What a remote write did wrong, before it gets a number in the window's version. */
 type ViolationDraft = Omit<ViolationRecord, 'id' | 'workflowId' | 'version'>
 
@@ -157,13 +145,6 @@ export class QuotaExceededError extends AccordError {
     super('QUOTA_EXCEEDED', `workflow ${id} would hold ${bytes} bytes, over its quota of ${quota}`, { bytes, quota })
     this.name = 'QuotaExceededError'
   }
-}
-
-const encodeSyncUpdate = (update: Uint8Array): Uint8Array => {
-  const enc = encoding.createEncoder()
-  encoding.writeVarUint(enc, MessageType.sync)
-  syncProtocol.writeUpdate(enc, update)
-  return encoding.toUint8Array(enc)
 }
 
 export const encodeAwareness = (awareness: awarenessProtocol.Awareness, clients: number[]): Uint8Array => {
@@ -192,11 +173,6 @@ const prefixOps = (section: string, ops: Operation[]): Operation[] =>
   ops.map(op => ({ ...op, path: `/${section}${op.path}`, ...('from' in op ? { from: `/${section}${op.from}` } : {}) }) as Operation)
 
 const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
-
-const originAgent = (origin: unknown): string =>
-  typeof origin === 'object' && origin !== null && typeof (origin as ChangeOrigin).agentId === 'string'
-    ? (origin as ChangeOrigin).agentId
-    : 'accord'
 
 export class Workflow {
   readonly id: string
@@ -450,7 +426,7 @@ export class Workflow {
     if (origin instanceof RemoteOrigin) {
       // Stored by another server already: relay it at once, persist nothing.
       this.remoteSinceCut = true
-      this.relay(update, origin, origin.description, [])
+      relay(this.peers.keys(), update, origin, origin.description, [])
       return
     }
     const described = (origin as ChangeOrigin | null)?.takeDescription?.()
@@ -645,7 +621,7 @@ export class Workflow {
     if (entry === undefined || this.destroyed) return
     this.inflight.delete(seq)
     this.ackedVersion = Math.max(this.ackedVersion, version)
-    this.deliver(this.outgoing(entry.batch))
+    deliver(this.peers.keys(), this.outgoing(entry.batch))
     this.settle()
   }
 
@@ -749,7 +725,7 @@ export class Workflow {
         }
       }
     }
-    this.deliver(this.outgoing(batch))
+    deliver(this.peers.keys(), this.outgoing(batch))
     this.opts.onVersion(this, commit.record, commit.conflicts, {
       seconds: (performance.now() - started) / 1000,
       updates: batch.length,
@@ -776,64 +752,6 @@ export class Workflow {
       }
     }
     return items
-  }
-
-  /**
-   * Sends a version's updates to the peers as few messages as possible, each encoded once: under
-   * load a window holds many updates, and one merged frame per version costs far less than a
-   * frame (and a socket write) per update per peer. Stock peers get the whole version as one
-   * update (a peer's own part is a no-op to apply); extended peers get one merged update per run
-   * of the same author and description, after the annotation naming them.
-   */
-  private deliver (items: Outgoing[]): void {
-    if (this.peers.size === 0 || items.length === 0) return
-    const wants = (peer: Peer, from: Outgoing[]): boolean => from.some(item => !item.skip.includes(peer))
-    let whole: Uint8Array[] | null = null
-    let runs: Array<{ items: Outgoing[], annotation: Uint8Array, message: Uint8Array }> | null = null
-    for (const peer of this.peers.keys()) {
-      if (!peer.extended) {
-        if (!wants(peer, items)) continue
-        // Y.mergeUpdates grows faster than linearly: merge at most MERGE_MAX updates per frame.
-        whole ??= chunks(items, MERGE_MAX).map(part => encodeSyncUpdate(part.length === 1 ? (part[0] as Outgoing).update : Y.mergeUpdates(part.map(item => item.update))))
-        for (const message of whole) peer.send(message)
-        continue
-      }
-      runs ??= this.runsOf(items)
-      for (const run of runs) {
-        if (!wants(peer, run.items)) continue
-        peer.send(run.annotation)
-        peer.send(run.message)
-      }
-    }
-  }
-
-  private runsOf (items: Outgoing[]): Array<{ items: Outgoing[], annotation: Uint8Array, message: Uint8Array }> {
-    const runs: Array<{ items: Outgoing[], annotation: Uint8Array, message: Uint8Array }> = []
-    for (let i = 0; i < items.length;) {
-      const first = items[i] as Outgoing
-      const author = originAgent(first.origin)
-      let j = i + 1
-      while (j < items.length && j - i < MERGE_MAX && originAgent((items[j] as Outgoing).origin) === author && (items[j] as Outgoing).description === first.description) j++
-      const run = items.slice(i, j)
-      runs.push({
-        items: run,
-        annotation: encodeFramed(MessageType.origin, null, { author, description: first.description }),
-        message: encodeSyncUpdate(run.length === 1 ? first.update : Y.mergeUpdates(run.map(item => item.update)))
-      })
-      i = j
-    }
-    return runs
-  }
-
-  /** Sends an update (preceded, for extended peers, by who wrote it) to every peer but `skip`. */
-  private relay (update: Uint8Array, origin: unknown, description: string | undefined, skip: unknown[]): void {
-    const message = encodeSyncUpdate(update)
-    const annotation = encodeFramed(MessageType.origin, null, { author: originAgent(origin), description })
-    for (const peer of this.peers.keys()) {
-      if (skip.includes(peer)) continue
-      if (peer.extended) peer.send(annotation)
-      peer.send(message)
-    }
   }
 
   private otherPeers (origin: unknown): Peer[] {
