@@ -16,7 +16,8 @@ import { assertWorkflowId } from '../src/workflow-id.ts'
 import type { ConflictRecord, JsonPatchOp, SnapshotKind, SnapshotRecord, VersionRecord, ViolationRecord } from '../src/schema.ts'
 import type { Registry } from './registry.ts'
 import { emptyMeta, type Replay, type Store, type WorkflowMeta } from './store/store.ts'
-import { checksumOf, type ChangeOrigin, type Workflow } from './workflow.ts'
+import type { ChangeOrigin, Workflow } from './workflow.ts'
+import { checksumOf } from './version-cut.ts'
 
 export class NotFoundError extends AccordError {
   constructor (message: string, details?: unknown) {

@@ -2,34 +2,31 @@
  * One loaded workflow: its live Y.Doc (gc on), awareness, connected peers and write queue.
  *
  * Updates are applied to the doc as they arrive and collected per event-loop turn (a flush
- * window). Each window becomes one version: its updates, a version record (author, description,
- * RFC 6902 changes from the Yjs events, snapshot, checksum) and every `keyframeEvery` versions a
- * keyframe are written as one atomic batch (group commit; each workflow has its own queue) and
- * only then broadcast. If a write keeps failing, the workflow stops: peers are closed with 4500
+ * window). Each window becomes one version (version-cut.ts): its updates, a version record and
+ * every `keyframeEvery` versions a keyframe are written as one atomic batch (group commit; each
+ * workflow has its own queue) and only then broadcast (fanout.ts). If a write keeps failing, the workflow stops: peers are closed with 4500
  * and it is unloaded, so nothing unstored is ever acknowledged; clients re-sync on reconnect.
  */
-import { createHash } from 'node:crypto'
 import * as Y from 'yjs'
 import * as encoding from 'lib0/encoding'
-import { toBase64 } from 'lib0/buffer'
 import * as awarenessProtocol from 'y-protocols/awareness'
 import jsonpatch, { type Operation } from 'fast-json-patch'
 import { CloseCodes, type CloseCode } from '../src/close-codes.ts'
 import { AccordError, HeadMovedError } from '../src/errors.ts'
 import { readState, setMapContents, stateRoot } from '../src/json-yjs.ts'
 import { toPointer, type JsonObject } from '../src/json.ts'
-import { RUNTIME_ROOTS, EVENTS_ROOT, isPaused, nextDeadline, type AgentStatus } from '../src/runtime.ts'
+import { RUNTIME_ROOTS, EVENTS_ROOT, isPaused, type AgentStatus } from '../src/runtime.ts'
 import type { ZodType } from 'zod'
 import { eventsToOps } from '../src/changes.ts'
 import { MessageType } from '../src/protocol.ts'
-import type { ChangeMeta, ConflictRecord, JsonPatchOp, VersionRecord, ViolationRecord } from '../src/schema.ts'
-import { AGENTS_ROOT } from '../src/agents.ts'
+import type { ChangeMeta, ConflictRecord, VersionRecord } from '../src/schema.ts'
 import { detectConflicts, type DetectedConflict } from './conflicts.ts'
 import { pathMatches } from './auth.ts'
 import type { Logger } from './log.ts'
 import type { Forward, ForwardedUpdate } from './bus.ts'
 import { deliver, originAgent, relay, type Outgoing } from './fanout.ts'
 import { emptyMeta, type Store, type WorkflowMeta } from './store/store.ts'
+import { QuotaExceededError, cutVersion, type Cut, type Pending } from './version-cut.ts'
 
 /** Who made a change, and why. Connections and server-side writers (restore, ...) both are. */
 export interface ChangeOrigin {
@@ -124,29 +121,6 @@ export interface RemoteVersion {
   updates: Uint8Array[]
 }
 
-/** What a remote write did wrong, before it gets a number in the window's version. */
-type ViolationDraft = Omit<ViolationRecord, 'id' | 'workflowId' | 'version'>
-
-interface Pending {
-  update: Uint8Array
-  origin: unknown
-  ops: Operation[]
-  runtimeOps: Operation[]
-  violations: ViolationDraft[]
-  /** A server change undoing the previous entry's effect: broadcast merged with it. */
-  compensates?: boolean
-  description?: string
-  meta?: ChangeMeta
-  conflicts: DetectedConflict[]
-}
-
-export class QuotaExceededError extends AccordError {
-  constructor (id: string, bytes: number, quota: number) {
-    super('QUOTA_EXCEEDED', `workflow ${id} would hold ${bytes} bytes, over its quota of ${quota}`, { bytes, quota })
-    this.name = 'QuotaExceededError'
-  }
-}
-
 export const encodeAwareness = (awareness: awarenessProtocol.Awareness, clients: number[]): Uint8Array => {
   const enc = encoding.createEncoder()
   encoding.writeVarUint(enc, MessageType.awareness)
@@ -166,8 +140,6 @@ const trimContent = (doc: Y.Doc): void => {
     }
   }
 }
-
-export const checksumOf = (json: unknown): string => createHash('sha256').update(JSON.stringify(json)).digest('hex')
 
 const prefixOps = (section: string, ops: Operation[]): Operation[] =>
   ops.map(op => ({ ...op, path: `/${section}${op.path}`, ...('from' in op ? { from: `/${section}${op.from}` } : {}) }) as Operation)
@@ -456,7 +428,7 @@ export class Workflow {
       }
       const batch = this.pending
       this.pending = []
-      let commit: ReturnType<Workflow['cut']>
+      let commit: Cut
       try {
         commit = this.cut(batch)
       } catch (err) {
@@ -472,66 +444,23 @@ export class Workflow {
     })
   }
 
-  /** Builds the version record of a window from the doc as it is now (synchronously). */
-  private cut (batch: Pending[]): { record: VersionRecord, meta: WorkflowMeta, keyframe?: Uint8Array, conflicts: ConflictRecord[], violations: ViolationRecord[], state: JsonObject } {
-    const now = Date.now()
-    const version = this.meta.head + 1
-    const state = readState(this.doc)
-    const authors = Array.from(new Set(batch.map(p => originAgent(p.origin))))
-    const descriptions = Array.from(new Set(batch.flatMap(p => p.description === undefined ? [] : [p.description])))
-    const meta = Object.assign({}, ...batch.map(p => p.meta ?? {})) as ChangeMeta
-    const record: VersionRecord = {
-      workflowId: this.id,
-      version,
-      parentVersion: this.meta.head,
-      snapshot: toBase64(Y.encodeSnapshot(Y.snapshot(this.doc))),
-      author: authors.join(','),
-      timestamp: now,
-      description: descriptions.length > 0 ? descriptions.join('; ') : `update by ${authors.join(', ')}`,
-      meta,
-      checksum: checksumOf(state),
-      // After versions from other servers, the window's own ops may not apply to the previous
-      // version's state in this order: diff the states instead.
-      changes: this.remoteSinceCut && this.committedJson !== null
-        ? jsonpatch.compare(this.committedJson, state) as JsonPatchOp[]
-        : batch.flatMap(p => p.ops) as JsonPatchOp[]
-    }
-    const runtimeChanges = batch.flatMap(p => p.runtimeOps) as JsonPatchOp[]
-    if (runtimeChanges.length > 0) record.runtimeChanges = runtimeChanges
-    const keyframe = version % this.opts.keyframeEvery === 0 ? Y.encodeStateAsUpdate(this.doc) : undefined
-    const bytes = this.meta.bytes + batch.reduce((n, p) => n + p.update.length, 0) + (keyframe?.length ?? 0)
-    if (bytes > this.opts.quotaBytes) throw new QuotaExceededError(this.id, bytes, this.opts.quotaBytes)
-    const agents = this.doc.getMap<string>(AGENTS_ROOT)
-    const agentOf = (client: number): string => agents.get(String(client)) ?? `client:${client}`
-    let conflictId = this.meta.conflicts
-    const conflicts: ConflictRecord[] = batch.flatMap(p => p.conflicts).map(c => ({
-      id: ++conflictId,
-      workflowId: this.id,
-      path: c.path,
-      writes: c.writes.map(w => ({ agent: agentOf(w.clientId), clientId: w.clientId, value: w.value })),
-      winner: agentOf(c.winnerClientId),
-      version,
-      detectedAt: now
-    }))
-    let violationId = this.meta.violations ?? 0
-    const violations: ViolationRecord[] = batch.flatMap(p => p.violations).map(v => ({ ...v, id: ++violationId, workflowId: this.id, version }))
-    let deadline = this.meta.deadline ?? null
-    if (runtimeChanges.length > 0) {
-      deadline = nextDeadline(this.doc, this.opts.timeouts)
-      if (deadline !== (this.meta.deadline ?? null)) this.opts.onDeadline(this, deadline)
-    }
-    this.meta = {
-      ...this.meta,
-      updatedAt: now,
-      head: version,
-      conflicts: conflictId,
-      violations: violationId,
-      deadline,
-      bytes,
-      ...(keyframe === undefined ? {} : { keyframe: version })
-    }
+  /** Cuts the window into the next version and makes its meta current (synchronously). */
+  private cut (batch: Pending[]): Cut {
+    const previous = this.meta.deadline ?? null
+    const c = cutVersion({
+      id: this.id,
+      doc: this.doc,
+      meta: this.meta,
+      batch,
+      keyframeEvery: this.opts.keyframeEvery,
+      quotaBytes: this.opts.quotaBytes,
+      timeouts: this.opts.timeouts,
+      diffFrom: this.remoteSinceCut ? this.committedJson : null
+    })
+    if (c.meta.deadline !== previous) this.opts.onDeadline(this, c.meta.deadline ?? null)
+    this.meta = c.meta
     this.remoteSinceCut = false
-    return { record, meta: this.meta, keyframe, conflicts, violations, state }
+    return c
   }
 
   /**
@@ -687,7 +616,7 @@ export class Workflow {
     })
   }
 
-  private async persist (batch: Pending[], commit: ReturnType<Workflow['cut']>): Promise<void> {
+  private async persist (batch: Pending[], commit: Cut): Promise<void> {
     if (this.failed) return
     const { store } = this.opts
     const started = performance.now()
