@@ -128,24 +128,33 @@ export const openLevelStore = async (location: string, options: LevelStoreOption
    * Commits queued in one turn of the event loop, from any workflow, go to LevelDB as one batch:
    * one native call and one thread-pool job per turn instead of per commit. Under load that call
    * was a quarter of the main thread's busy time. Each commit still lands atomically (it is part
-   * of one atomic batch), and a failed batch fails every commit in it, each of which retries.
+   * of one atomic batch). If the combined batch fails, each commit is written on its own, so one
+   * bad commit fails only itself; a full disk fails them all, each of which then retries.
    */
-  let combined: { ops: BatchOp[], waiters: Array<{ resolve: () => void, reject: (err: unknown) => void }> } | null = null
+  interface Queued { ops: BatchOp[], resolve: () => void, reject: (err: unknown) => void }
+  let combined: Queued[] | null = null
   let writing: Promise<void> = Promise.resolve()
+  const writeAlone = (q: Queued): Promise<void> => db.batch(q.ops, writeOptions).then(q.resolve, q.reject)
+  const writeQueued = async (queued: Queued[]): Promise<void> => {
+    if (queued.length === 1) return writeAlone(queued[0] as Queued)
+    try {
+      await db.batch(queued.flatMap(q => q.ops), writeOptions)
+    } catch {
+      await Promise.all(queued.map(writeAlone))
+      return
+    }
+    for (const q of queued) q.resolve()
+  }
   const writeCombined = (ops: BatchOp[]): Promise<void> => new Promise((resolve, reject) => {
     if (combined === null) {
-      const next = { ops: [] as BatchOp[], waiters: [] as Array<{ resolve: () => void, reject: (err: unknown) => void }> }
-      combined = next
+      const queued: Queued[] = []
+      combined = queued
       setImmediate(() => {
         combined = null
-        writing = db.batch(next.ops, writeOptions).then(
-          () => { for (const w of next.waiters) w.resolve() },
-          (err: unknown) => { for (const w of next.waiters) w.reject(err) }
-        )
+        writing = writeQueued(queued)
       })
     }
-    for (const op of ops) combined.ops.push(op)
-    combined.waiters.push({ resolve, reject })
+    combined.push({ ops, resolve, reject })
   })
 
   /** Commits of one workflow run one at a time, so the head check and the batch are atomic. */
