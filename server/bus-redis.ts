@@ -201,11 +201,7 @@ export const createRedisBus = (opts: RedisBusOptions): Bus => {
     if (closed) return
     closed = true
     if (renewTimer !== null) clearInterval(renewTimer)
-    if (held.size > 0) {
-      const ids = Array.from(held)
-      held.clear()
-      await Promise.all(ids.map(id => commands.eval(RELEASE, 1, writerKey(id), serverId).catch(() => {})))
-    }
+    await Promise.all(Array.from(held).map(releaseWriter))
     reader.disconnect()
     await loop.catch(() => {})
     subscriber.disconnect()

@@ -36,16 +36,18 @@ export interface BusHandlers {
   onWriterLost: (workflowId: string) => void
 }
 
-/** One update forwarded to a workflow's writer, with what the writer needs to record it. */
-export interface ForwardedUpdate {
-  update: Uint8Array
-  author: string
-  description?: string
-  meta?: z.infer<typeof ChangeMetaSchema>
-  violations: Array<Omit<z.infer<typeof ViolationRecordSchema>, 'id' | 'workflowId' | 'version'>>
+/** What the writer needs to record a forwarded update besides its bytes (JSON on the wire). */
+const ForwardedInfoSchema = z.object({
+  author: z.string(),
+  description: z.string().optional(),
+  meta: ChangeMetaSchema.optional(),
+  violations: z.array(ViolationRecordSchema.omit({ id: true, workflowId: true, version: true })),
   /** Undoes the previous update's effect (a validator's compensation): relayed merged with it. */
-  compensates: boolean
-}
+  compensates: z.boolean()
+})
+
+/** One update forwarded to a workflow's writer, with what the writer needs to record it. */
+export type ForwardedUpdate = { update: Uint8Array } & z.infer<typeof ForwardedInfoSchema>
 
 export interface Forward {
   workflowId: string
@@ -116,14 +118,6 @@ export const decodeAwarenessMessage = (data: Uint8Array): { server: string, work
   return { server: decoding.readVarString(dec), workflowId: decoding.readVarString(dec), update: decoding.readVarUint8Array(dec) }
 }
 
-const ItemInfoSchema = z.object({
-  author: z.string(),
-  description: z.string().optional(),
-  meta: ChangeMetaSchema.optional(),
-  violations: z.array(ViolationRecordSchema.omit({ id: true, workflowId: true, version: true })),
-  compensates: z.boolean()
-})
-
 /** Messages to one server: [0][workflow][from][seq][n][update, info JSON]* or [1][workflow][seq][version]. */
 export const encodeServerMessage = (message: { forward: Forward } | { ack: ForwardAck }): Uint8Array => {
   const enc = encoding.createEncoder()
@@ -160,7 +154,7 @@ export const decodeServerMessage = (data: Uint8Array): { forward: Forward } | { 
   const updates: ForwardedUpdate[] = []
   for (let i = 0; i < n; i++) {
     const update = decoding.readVarUint8Array(dec)
-    updates.push({ update, ...ItemInfoSchema.parse(JSON.parse(decoding.readVarString(dec))) })
+    updates.push({ update, ...ForwardedInfoSchema.parse(JSON.parse(decoding.readVarString(dec))) })
   }
   return { forward: { workflowId, from, seq, updates } }
 }

@@ -4,8 +4,9 @@
  * Updates are applied to the doc as they arrive and collected per event-loop turn (a flush
  * window). Each window becomes one version (version-cut.ts): its updates, a version record and
  * every `keyframeEvery` versions a keyframe are written as one atomic batch (group commit; each
- * workflow has its own queue) and only then broadcast (fanout.ts). If a write keeps failing, the workflow stops: peers are closed with 4500
- * and it is unloaded, so nothing unstored is ever acknowledged; clients re-sync on reconnect.
+ * workflow has its own queue) and only then broadcast (fanout.ts). If a write keeps failing, the
+ * workflow stops: peers are closed with 4500 and it is unloaded, so nothing unstored is ever
+ * acknowledged; clients re-sync on reconnect.
  */
 import * as Y from 'yjs'
 import * as encoding from 'lib0/encoding'

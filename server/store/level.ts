@@ -7,14 +7,12 @@ import { CorruptDataError, HeadMovedError, StorageError } from '../../src/errors
 import { ConflictRecordSchema, SnapshotRecordSchema, VersionRecordSchema, ViolationRecordSchema, type VersionRecord } from '../../src/schema.ts'
 import { compress, decodeChunk, decodeUpdates, decompress, encodeChunk, encodeUpdates, type Chunk } from './codec.ts'
 import { checkFrame, createFramer, isEncrypted, type Framer } from './frame.ts'
-import { archivedRecordsAfter, parseArchivedRecord, recordParser, wrapStorage } from './records.ts'
+import { archivedRecordsAfter, parseArchivedRecord, recordParser, wrapStorage as wrap } from './records.ts'
 import * as keys from './keys.ts'
 import { WorkflowMetaSchema, type Keyframe, type Replay, type Store, type VersionEntry, type WorkflowMeta } from './store.ts'
 
 type Db = Level<string, Uint8Array>
 type BatchOp = { type: 'put', key: string, value: Uint8Array } | { type: 'del', key: string }
-
-const wrap = wrapStorage
 
 /** Outside every workflow's keys: a value only the right encryption key opens. */
 export const KEYCHECK_KEY = '_!keycheck'

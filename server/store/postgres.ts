@@ -19,7 +19,7 @@ import { compress, decodeChunk, decodeUpdates, decompress, encodeChunk, encodeUp
 import { frame, frameJson, unframe } from './frame.ts'
 import * as keys from './keys.ts'
 import { migrate } from './postgres-migrations.ts'
-import { archivedRecordsAfter, parseArchivedRecord, recordParser, wrapStorage } from './records.ts'
+import { archivedRecordsAfter, parseArchivedRecord, recordParser, wrapStorage as wrap } from './records.ts'
 import { WorkflowMetaSchema, type Keyframe, type Replay, type Store, type VersionEntry, type WorkflowMeta } from './store.ts'
 
 export interface PostgresStoreOptions {
@@ -38,8 +38,6 @@ type Queryable = Pick<pg.PoolClient, 'query'>
 type Row = Record<string, unknown>
 
 const SCHEMA_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/
-
-const wrap = wrapStorage
 
 /** Decodes a stored value; any failure past the checksum is damage too. */
 const decode = <T>(key: string, what: string, fn: () => T): T => {
