@@ -1,12 +1,13 @@
 /**
  * Scenario 1: 20 workflows x 5 agents. Rates are stepped until the store saturates, for Accord,
  * Accord without persistence and the reference, side by side in every run (fresh server and data
- * directory per run). Then latency at half of Accord's saturation rate, on all three.
+ * directory per run). Then latency at half of Accord's saturation rate, on all three, and on the
+ * bare relay (bench/relay-entry.ts): the floor this machine and load generator allow any server.
  */
 import { ids, withLoad, withServer, type Context } from './context.ts'
-import type { Kind } from './servers.ts'
+import { startRelay, type BenchServer, type Kind } from './servers.ts'
 import { spread, type Latency, type Spread } from './stats.ts'
-import { ladder, measureStep, settle, type Ladder, type StepOutcome } from './steps.ts'
+import { ladder, measureStep, settle, type Ladder, type Load, type StepOutcome } from './steps.ts'
 
 export const KINDS: Kind[] = ['accord', 'accord-memory', 'reference']
 const WORKFLOWS = 20
@@ -25,6 +26,8 @@ export interface SaturationResult {
   halfRate: number
   /** Per kind: latency p50 / p99 over runs at halfRate, and the steps measured. */
   halfLatency: Record<Kind, { p50: Spread, p99: Spread, persisted: Spread, steps: StepOutcome[] }>
+  /** The same on the bare relay: what the machine and the load generator leave for any server. */
+  floor?: { p50: Spread, p99: Spread, steps: StepOutcome[] }
   /** Runs that failed (a server fell over), if any. */
   errors: string[]
 }
@@ -45,6 +48,15 @@ export const runSaturation = async (ctx: Context): Promise<SaturationResult> => 
   const startAt = new Map<Kind, number>()
   let halfRate = 0
   const errors: string[] = []
+  const floor: StepOutcome[] = []
+  /** Latency at half of Accord's saturation: a warm-up step, then the measured one. */
+  const atHalfRate = async (server: BenchServer, load: Load): Promise<StepOutcome> => {
+    await measureStep(server, load, halfRate, { warmupMs: 500, durationMs: 1000 })
+    await settle(server)
+    const s = await measureStep(server, load, halfRate, { warmupMs: timing.warmupMs, durationMs: ctx.quick ? 2000 : 4000 })
+    ctx.log(`    ${server.kind} at ${halfRate}/s: p50 ${s.latency.p50.toFixed(2)} ms, p99 ${s.latency.p99.toFixed(2)} ms`)
+    return s
+  }
   await withLoad(async load => {
     for (let run = 0; run < ctx.runs; run++) {
       for (const kind of KINDS) {
@@ -63,18 +75,26 @@ export const runSaturation = async (ctx: Context): Promise<SaturationResult> => 
           if (l.error !== undefined) errors.push(`${kind} run ${run + 1}: ${l.error}`)
           // The latency runs need a server that still answers.
           if (l.error !== undefined) return
-          // Latency at half of Accord's saturation: a warm-up step, then the measured one.
-          await measureStep(server, load, halfRate, { warmupMs: 500, durationMs: 1000 })
-          await settle(server)
-          const s = await measureStep(server, load, halfRate, { warmupMs: timing.warmupMs, durationMs: ctx.quick ? 2000 : 4000 })
-          ctx.log(`    ${kind} at ${halfRate}/s: p50 ${s.latency.p50.toFixed(2)} ms, p99 ${s.latency.p99.toFixed(2)} ms`)
-          half[kind].push(s)
+          half[kind].push(await atHalfRate(server, load))
           await load.call('disconnect')
         }).catch((err: Error) => {
           errors.push(`${kind} run ${run + 1}: ${err.message}`)
           ctx.log(`    ${kind} run ${run + 1} failed: ${err.message}`)
           return load.call('disconnect').catch(() => {})
         })
+      }
+      if (halfRate === 0) continue
+      ctx.log(`  run ${run + 1}/${ctx.runs}: relay`)
+      const relay = await startRelay()
+      try {
+        const c = await load.call<{ unsynced: number }>('connect', { url: relay.url, workflows, perWorkflow: AGENTS })
+        if (c.unsynced > 0) throw new Error(`${c.unsynced} agents did not sync with the relay`)
+        floor.push(await atHalfRate(relay, load))
+      } catch (err) {
+        errors.push(`relay run ${run + 1}: ${(err as Error).message}`)
+      } finally {
+        await load.call('disconnect').catch(() => {})
+        await relay.stop()
       }
     }
   })
@@ -93,6 +113,7 @@ export const runSaturation = async (ctx: Context): Promise<SaturationResult> => 
       p99: pick(half[k], l => l.p99),
       persisted: spread(half[k].map(s => s.persistedRate)),
       steps: half[k]
-    }))
+    })),
+    floor: floor.length === 0 ? undefined : { p50: pick(floor, l => l.p50), p99: pick(floor, l => l.p99), steps: floor }
   }
 }

@@ -16,7 +16,7 @@ export type Kind = 'accord' | 'accord-memory' | 'reference'
 export const LABEL: Record<Kind, string> = { accord: 'Accord', 'accord-memory': 'Accord, no persistence', reference: 'reference (y-websocket@2 + y-leveldb)' }
 
 export interface BenchServer {
-  kind: Kind
+  kind: Kind | 'relay'
   url: string
   pid: number
   /** Updates the store has acknowledged so far. */
@@ -130,6 +130,22 @@ const startAccordIpc = async (kind: Kind, o: StartOptions): Promise<BenchServer>
     loaded: () => rpc.call<number>('loaded'),
     snapshot: file => rpc.call<string>('snapshot', file),
     stop: () => rpc.stop(30_000)
+  }
+}
+
+/**
+ * The latency floor (bench/relay-entry.ts): forwards sync updates without a document or storage.
+ * `persisted` counts the updates it forwarded.
+ */
+export const startRelay = async (): Promise<BenchServer> => {
+  const rpc = await forkRpc<{ port: number }>(path.join(root, 'bench/relay-entry.ts'), [])
+  return {
+    kind: 'relay',
+    url: `ws://127.0.0.1:${rpc.ready.port}`,
+    pid: rpc.child.pid as number,
+    persisted: () => rpc.call<number>('forwarded'),
+    cpu: () => cpuSeconds(rpc.child.pid),
+    stop: () => rpc.stop(10_000)
   }
 }
 
