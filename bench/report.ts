@@ -25,6 +25,8 @@ export interface BenchResults {
   busy: Record<string, Busy>
   /** Per scenario: the Accord commit measured (see machine.ts). */
   commits: Record<string, string>
+  /** The machine each scenario ran on (describeMachine), where a re-run with --only moved one. */
+  machines?: Record<string, string>
   /** Scenarios measured again later with --only (merged into these results). */
   rerun?: string[]
   limits?: Limits
@@ -152,6 +154,7 @@ export const summaryMarkdown = (r: BenchResults): string => {
   return [
     `Machine: ${describeMachine(r.machine)}. Run ${r.date} (${r.mode}${r.rerun === undefined ? `, ${Math.round(r.durationSec)} s` : `; ${r.rerun.join(', ')} re-run with --only`}); medians over runs, (min-max) when several.`,
     `Other processes' CPU during each scenario, in cores: ${busy === '' ? '-' : busy}.`,
+    ...(new Set(Object.values(r.machines ?? {})).size > 1 ? [`Scenarios ran on different machines: ${Object.entries(r.machines ?? {}).map(([k, m]) => `${k} on ${m}`).join('; ')}.`] : []),
     ...(commits.length > 1 ? [`Scenarios ran at different Accord commits: ${Object.entries(r.commits).map(([k, c]) => `${k} ${c}`).join(', ')}.`] : []),
     '',
     '| measure | Accord | reference (y-websocket@2 + y-leveldb) | Accord / reference | Accord without persistence | machine limit |',

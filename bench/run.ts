@@ -95,7 +95,8 @@ if (values['no-wait'] !== true) {
 }
 
 const started = performance.now()
-const results: BenchResults = { date: new Date().toISOString(), mode: quick ? 'quick' : 'full', durationSec: 0, machine, busy: {}, commits: {}, targets: [] }
+const machines: Record<string, string> = {}
+const results: BenchResults = { date: new Date().toISOString(), mode: quick ? 'quick' : 'full', durationSec: 0, machine, busy: {}, commits: {}, machines, targets: [] }
 const errors: Record<string, string> = {}
 try {
   for (const scenario of selected) {
@@ -103,6 +104,7 @@ try {
     // Other processes skew every figure on a small machine: give them a moment to finish.
     if (values['no-wait'] !== true) await waitQuiet(0.3, 60_000)
     results.commits[scenario.name] = machineInfo().commit
+    machines[scenario.name] = describeMachine(machine)
     const meter = await startMeter()
     const t0 = performance.now()
     try {
@@ -132,6 +134,8 @@ if (!quick && wanted !== undefined) {
       ...Object.fromEntries(Object.entries(results).filter(([k]) => selected.some(s => s.name === k))),
       busy: { ...previous.busy, ...results.busy },
       commits: { ...previous.commits, ...results.commits },
+      // Results from before machines were recorded per scenario ran on the previous run's machine.
+      machines: { ...previous.machines ?? Object.fromEntries(Object.keys(previous.commits).map(k => [k, describeMachine(previous.machine)])), ...machines },
       date: results.date,
       durationSec: results.durationSec,
       rerun: Array.from(new Set([...(previous.rerun ?? []), ...selected.map(s => s.name)])),
