@@ -56,7 +56,7 @@ export const evaluateTargets = (r: BenchResults): Target[] => {
     const a = s.saturation.accord.median
     t.push({ name: 'saturated persisted throughput vs reference', target: '>= 5x', value: ratio(a, s.saturation.reference.median), pass: a >= 5 * s.saturation.reference.median })
     t.push({ name: 'saturated persisted throughput vs Accord without persistence', target: '>= 0.8x', value: ratio(a, s.saturation['accord-memory'].median), pass: a >= 0.8 * s.saturation['accord-memory'].median })
-    const floor = s.floor === undefined ? '' : ` (bare relay, the floor: ${dec(s.floor.p99.median)} ms)`
+    const floor = s.floor === undefined ? '' : ` (bare relay, one frame per update: ${dec(s.floor.p99.median)} ms)`
     t.push({ name: `latency p99 at half of Accord's saturation (${int(s.halfRate)}/s)`, target: '<= 5 ms', value: `${dec(s.halfLatency.accord.p99.median)} ms${floor}`, pass: s.halfLatency.accord.p99.median <= 5 })
   }
   if (r.heap !== undefined) {
