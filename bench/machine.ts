@@ -31,7 +31,9 @@ export const machineInfo = (): MachineInfo => ({
   commit: commitOf()
 })
 
-export const describeMachine = (m: MachineInfo): string => `${m.cores} x ${m.cpu}, ${m.memoryGb} GB RAM, Node ${m.node}, ${m.os}; Accord at ${m.commit}`
+/** The hardware and software, without the commit (scenarios record their commits on their own). */
+export const describeHardware = (m: MachineInfo): string => `${m.cores} x ${m.cpu}, ${m.memoryGb} GB RAM, Node ${m.node}, ${m.os}`
+export const describeMachine = (m: MachineInfo): string => `${describeHardware(m)}; Accord at ${m.commit}`
 
 const TICKS = 100
 

@@ -22,7 +22,7 @@ import path from 'node:path'
 import { parseArgs } from 'node:util'
 import type { Context } from './context.ts'
 import { measureLimits } from './limits.ts'
-import { machineInfo, startMeter, waitQuiet, describeMachine } from './machine.ts'
+import { machineInfo, startMeter, waitQuiet, describeHardware, describeMachine } from './machine.ts'
 import { formatSummary, summarise } from './profile.ts'
 import { diff, formatDiff, totals, type Totals } from './heap-diff.ts'
 import { evaluateTargets, fullMarkdown, summaryMarkdown, updateReadme, type BenchResults } from './report.ts'
@@ -104,7 +104,7 @@ try {
     // Other processes skew every figure on a small machine: give them a moment to finish.
     if (values['no-wait'] !== true) await waitQuiet(0.3, 60_000)
     results.commits[scenario.name] = machineInfo().commit
-    machines[scenario.name] = describeMachine(machine)
+    machines[scenario.name] = describeHardware(machine)
     const meter = await startMeter()
     const t0 = performance.now()
     try {
@@ -135,7 +135,7 @@ if (!quick && wanted !== undefined) {
       busy: { ...previous.busy, ...results.busy },
       commits: { ...previous.commits, ...results.commits },
       // Results from before machines were recorded per scenario ran on the previous run's machine.
-      machines: { ...previous.machines ?? Object.fromEntries(Object.keys(previous.commits).map(k => [k, describeMachine(previous.machine)])), ...machines },
+      machines: { ...previous.machines ?? Object.fromEntries(Object.keys(previous.commits).map(k => [k, describeHardware(previous.machine)])), ...machines },
       date: results.date,
       durationSec: results.durationSec,
       rerun: Array.from(new Set([...(previous.rerun ?? []), ...selected.map(s => s.name)])),
