@@ -224,7 +224,7 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
    * Archiving is background work, run one workflow at a time with a pause before each: under
    * even load many workflows reach a keyframe together. Archiving them all at once held the event
    * loop for up to 90 ms; back to back, each commit during the ~100 ms wave waited 4-11 ms on
-   * the store (p99 at 3,000 updates/s: 8.6-14.3 ms, with the pause 5.2-10.6 ms). A pass archives
+   * the store (median p99 at 3,000 updates/s: 9.8 ms, with the pause 7.5 ms). A pass archives
    * every interval due, so a queue that falls behind catches up in larger passes.
    */
   let archiveQueue: Promise<unknown> = Promise.resolve()
