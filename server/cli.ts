@@ -41,6 +41,7 @@ Commands:
     --timeout <ms>          Give up after this long (default 10000)
   verify                    Check every stored record and each workflow's history; exit 1 on problems
     --data <dir>            LevelDB directory (default ./data; the server must be stopped)
+    --store <url>           postgres://...[?schema=name] instead (servers may keep running)
   backup <dir>              Copy the running server's store into <dir> (consistent, checksummed)
     --server <url>          Server address (default http://127.0.0.1:1234)
     --token <jwt>           Token with scope admin:* for servers with auth (or env ACCORD_TOKEN)
@@ -183,13 +184,20 @@ const openOffline = async (dir: string, encryptionKey?: Uint8Array): Promise<Sto
 }
 
 const verify = async (args: string[]): Promise<number> => {
-  const { values, positionals } = parse(args, { data: { type: 'string' }, 'encryption-key-file': { type: 'string' } })
+  const { values, positionals } = parse(args, { data: { type: 'string' }, store: { type: 'string' }, 'encryption-key-file': { type: 'string' } })
   if (values.help === true) {
     process.stdout.write(USAGE)
     return 0
   }
   if (positionals.length > 0) throw new UsageError(`unexpected argument ${positionals[0]}`)
-  const store = await openOffline((values.data as string | undefined) ?? './data', await encryptionKey(values['encryption-key-file']))
+  const storeUrl = values.store as string | undefined
+  if (storeUrl !== undefined && !/^postgres(ql)?:\/\//.test(storeUrl)) throw new UsageError('--store must be a postgres:// URL')
+  if (storeUrl !== undefined && (values.data !== undefined || values['encryption-key-file'] !== undefined)) {
+    throw new UsageError('--store takes neither --data nor --encryption-key-file (those are for LevelDB)')
+  }
+  const store = storeUrl !== undefined
+    ? await (await import('./store/postgres.ts')).openPostgresStore(storeUrl)
+    : await openOffline((values.data as string | undefined) ?? './data', await encryptionKey(values['encryption-key-file']))
   try {
     const report = await verifyStore(store)
     for (const p of report.problems) {

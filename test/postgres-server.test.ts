@@ -7,6 +7,7 @@
  * ACCORD_REQUIRE_SERVICES=1 (then it fails).
  */
 import { randomBytes } from 'node:crypto'
+import pg from 'pg'
 import { afterEach, describe, expect, it } from 'vitest'
 import { openPostgresStore } from '../server/store/postgres.ts'
 import type { Store } from '../server/store/store.ts'
@@ -99,6 +100,58 @@ if (pgProblem !== null && !required) console.log(`skipping the PostgreSQL server
     await waitFor(async () => (await second.server.store.getMeta('wf-pg'))?.head === 36, { what: 'version 36 stored' })
     expect((await second.server.history('wf-pg', { limit: 1 }))[0]).toMatchObject({ version: 36, parentVersion: 35, author: 'agent-c' })
     await waitFor(() => (reader.json() as Record<string, unknown>).after === 'restart', { what: 'the reader sees the new edit' })
+  })
+
+  it('accord verify --store postgres://... checks a store a server keeps writing, and names a damaged row', async () => {
+    if (pgProblem !== null) throw new Error(pgProblem)
+    const schema = newSchema()
+    const url = new URL(POSTGRES_URL)
+    url.searchParams.set('schema', schema)
+    const srv = await startServer({ keyframeEvery: 10, retention: { maxVersions: 10 }, store: await openStore(schema) })
+    servers.push(srv)
+    const a = sdkAgent(srv.url, 'wf-verify', 'agent-a')
+    await a.whenSynced()
+    for (let i = 0; i < 40; i++) {
+      a.update(d => { d.n = i })
+      await waitFor(async () => ((await srv.server.store.getMeta('wf-verify'))?.head ?? 0) > i, { what: `edit ${i} stored` })
+    }
+    await waitFor(async () => await srv.server.store.archivedThrough('wf-verify') >= 20, { what: 'old versions archived' })
+
+    // Online: the agent keeps writing (and the server archiving) while verify reads, so versions
+    // land between verify listing the workflow and reading its history.
+    let writing = true
+    const writer = (async () => {
+      for (let n = 40; writing; n++) {
+        a.update(d => { d.n = n })
+        await new Promise(resolve => setTimeout(resolve, 1))
+      }
+    })()
+    const before = (await srv.server.store.getMeta('wf-verify'))?.head ?? 0
+    const online = await runAccord(['verify', '--store', url.toString()])
+    writing = false
+    await writer
+    expect((await srv.server.store.getMeta('wf-verify'))?.head ?? 0).toBeGreaterThan(before + 10)
+    expect(online.stderr).toBe('')
+    expect(online.stdout).toMatch(/^checked 1 workflows, \d+ versions: no problems\n$/)
+    expect(online.code).toBe(0)
+
+    const client = new pg.Client({ connectionString: POSTGRES_URL })
+    await client.connect()
+    try {
+      const { rows } = await client.query(`SELECT max(version)::int AS v FROM "${schema}".versions WHERE workflow_id = 'wf-verify'`)
+      const damaged = rows[0].v as number
+      await client.query(`UPDATE "${schema}".versions SET record = set_byte(record, 8, get_byte(record, 8) # 1) WHERE workflow_id = 'wf-verify' AND version = $1`, [damaged])
+      const found = await runAccord(['verify', '--store', url.toString()])
+      expect(found.code).toBe(1)
+      expect(found.stdout).toContain(`PROBLEM  w!wf-verify!ver!`)
+      expect(found.stdout).toContain('checksum mismatch')
+    } finally {
+      await client.end()
+    }
+
+    const mixed = await runAccord(['verify', '--store', url.toString(), '--data', './data'])
+    expect(mixed.code).toBe(2)
+    expect(mixed.stderr).toContain('--store takes neither --data nor --encryption-key-file')
   })
 
   it('accord serve --store postgres://...?schema= serves from PostgreSQL; other --store values are usage errors', async () => {
