@@ -1,8 +1,9 @@
 /**
- * Bench-only child: the floor for update-to-receipt latency. A relay that speaks just enough of
+ * Bench-only child: a bare relay, to show what forwarding alone costs. It speaks just enough of
  * the y-websocket protocol (through y-protocols) for stock clients to sync, then forwards every
  * sync update frame as it is to the room's other sockets: no document, no storage, no checks.
- * Whatever latency the load generator measures against it is the machine's and the generator's.
+ * What the load generator measures against it is the machine's and the generator's share of the
+ * latency when every update travels as its own frame.
  */
 import type { AddressInfo } from 'node:net'
 import * as Y from 'yjs'

@@ -2,7 +2,7 @@
  * Scenario 1: 20 workflows x 5 agents. Rates are stepped until the store saturates, for Accord,
  * Accord without persistence and the reference, side by side in every run (fresh server and data
  * directory per run). Then latency at half of Accord's saturation rate, on all three, and on the
- * bare relay (bench/relay-entry.ts): the floor this machine and load generator allow any server.
+ * bare relay (bench/relay-entry.ts): what forwarding alone costs on this machine and generator.
  */
 import { ids, withLoad, withServer, type Context } from './context.ts'
 import { startRelay, type BenchServer, type Kind } from './servers.ts'
@@ -26,7 +26,10 @@ export interface SaturationResult {
   halfRate: number
   /** Per kind: latency p50 / p99 over runs at halfRate, and the steps measured. */
   halfLatency: Record<Kind, { p50: Spread, p99: Spread, persisted: Spread, steps: StepOutcome[] }>
-  /** The same on the bare relay: what the machine and the load generator leave for any server. */
+  /**
+   * The same on the bare relay, which forwards each update as its own frame. Not a lower bound: a
+   * server that merges updates into fewer frames leaves the load generator less to do.
+   */
   floor?: { p50: Spread, p99: Spread, steps: StepOutcome[] }
   /** Runs that failed (a server fell over), if any. */
   errors: string[]

@@ -134,7 +134,7 @@ const startAccordIpc = async (kind: Kind, o: StartOptions): Promise<BenchServer>
 }
 
 /**
- * The latency floor (bench/relay-entry.ts): forwards sync updates without a document or storage.
+ * The bare relay (bench/relay-entry.ts): forwards sync updates without a document or storage.
  * `persisted` counts the updates it forwarded.
  */
 export const startRelay = async (): Promise<BenchServer> => {
