@@ -1,6 +1,7 @@
 /**
- * Online backups. The running server streams every stored record from one LevelDB snapshot
- * (`GET /v1/admin/backup`); `accord backup <dir>` writes them to `<dir>/records.bin` with a
+ * Online backups. The running server streams every stored record from one snapshot of its store
+ * (`GET /v1/admin/backup`): a LevelDB snapshot, or one PostgreSQL REPEATABLE READ transaction
+ * whose rows go out as the LevelDB records they stand for. `accord backup <dir>` writes them to `<dir>/records.bin` with a
  * `manifest.json`, and `accord restore-backup <dir>` checks the manifest's SHA-256, writes the
  * records into a fresh data dir, verifies every record and history there (verify.ts), and only
  * then moves it into place. A backup never depends on the server being stopped.
@@ -49,7 +50,7 @@ const u32 = (n: number): Buffer => {
 /** Server side: streams the store's records to an HTTP response, respecting backpressure. */
 export const streamBackup = async (store: Store, res: http.ServerResponse): Promise<void> => {
   if (store.exportRecords === undefined) {
-    throw new AccordError('NOT_SUPPORTED', 'this storage backend has no online backup; use its own tooling (PostgreSQL: pg_dump)')
+    throw new AccordError('NOT_SUPPORTED', 'this storage backend has no online backup')
   }
   const records = store.exportRecords()
   res.writeHead(200, { 'content-type': 'application/octet-stream', 'cache-control': 'no-store' })

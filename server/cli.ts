@@ -199,7 +199,7 @@ const verify = async (args: string[]): Promise<number> => {
     ? await (await import('./store/postgres.ts')).openPostgresStore(storeUrl)
     : await openOffline((values.data as string | undefined) ?? './data', await encryptionKey(values['encryption-key-file']))
   try {
-    const report = await verifyStore(store)
+    const report = await verifyStore(store, { online: storeUrl !== undefined })
     for (const p of report.problems) {
       process.stdout.write(`PROBLEM ${p.workflowId ?? ''}${p.key === undefined ? '' : ` ${p.key}`}: ${p.problem}\n`)
     }

@@ -7,12 +7,15 @@
  * ACCORD_REQUIRE_SERVICES=1 (then it fails).
  */
 import { randomBytes } from 'node:crypto'
+import { readFile } from 'node:fs/promises'
+import path from 'node:path'
 import pg from 'pg'
 import { afterEach, describe, expect, it } from 'vitest'
 import { openPostgresStore } from '../server/store/postgres.ts'
 import type { Store } from '../server/store/store.ts'
 import { verifyStore } from '../server/verify.ts'
-import { removeTempDirs, startServer, type TestServer } from './helpers/server.ts'
+import { removeTempDirs, startServer, tempDir, type TestServer } from './helpers/server.ts'
+import { historyOf } from './helpers/history.ts'
 import { closeClients, sdkAgent, stockClient } from './helpers/clients.ts'
 import { killChildren, runAccord, spawnAccord } from './helpers/child.ts'
 import { waitFor, waitForConvergence } from './helpers/wait.ts'
@@ -152,6 +155,50 @@ if (pgProblem !== null && !required) console.log(`skipping the PostgreSQL server
     const mixed = await runAccord(['verify', '--store', url.toString(), '--data', './data'])
     expect(mixed.code).toBe(2)
     expect(mixed.stderr).toContain('--store takes neither --data nor --encryption-key-file')
+  })
+
+  it('accord backup copies a PostgreSQL store under writes as one point in time, and it restores into LevelDB', async () => {
+    if (pgProblem !== null) throw new Error(pgProblem)
+    const srv = await startServer({ keyframeEvery: 10, retention: { maxVersions: 10 }, store: await openStore(newSchema()) })
+    servers.push(srv)
+    const ids = ['pg-bk-a', 'pg-bk-b']
+    const agents = ids.map(id => sdkAgent(srv.url, id, `writer-${id}`))
+    await Promise.all(agents.map(a => a.whenSynced()))
+    let n = 0
+    const storm = setInterval(() => {
+      n++
+      agents.forEach(a => a.update(d => { d[`k${n % 20}`] = { n } }, { description: `write ${n}` }))
+    }, 3)
+    try {
+      await waitFor(async () => ((await srv.server.store.getMeta('pg-bk-b'))?.head ?? 0) > 30, { what: 'some history' })
+      await waitFor(async () => await srv.server.store.archivedThrough('pg-bk-a') > 0, { what: 'an archived interval' })
+      await srv.server.createSnapshot('pg-bk-a', { name: 'before backup', kind: 'manual' })
+      const dir = path.join(await tempDir(), 'backup')
+      const run = await runAccord(['backup', dir, '--server', `http://127.0.0.1:${srv.port}`])
+      expect(run.stderr).toBe('')
+      expect(run.stdout).toMatch(/backed up 2 workflows/)
+      expect(run.code).toBe(0)
+      const manifest = JSON.parse(await readFile(path.join(dir, 'manifest.json'), 'utf8')) as { workflows: Array<{ id: string, head: number }> }
+      // Writes go on: the backup is the point in time of its transaction, not the end state.
+      const head = manifest.workflows.find(w => w.id === 'pg-bk-a')?.head ?? 0
+      await waitFor(async () => ((await srv.server.store.getMeta('pg-bk-a'))?.head ?? 0) > head, { what: 'writes after the backup' })
+
+      const target = path.join(await tempDir(), 'restored')
+      const restored = await runAccord(['restore-backup', dir, '--data', target])
+      expect(restored.stdout).toMatch(/restored 2 workflows, \d+ versions .* verified/)
+      expect(restored.code).toBe(0)
+      const copy = await startServer({ dataDir: target })
+      servers.push(copy)
+      expect(manifest.workflows.map(w => w.id).sort()).toEqual(ids)
+      for (const { id, head } of manifest.workflows) {
+        expect((await copy.server.store.getMeta(id))?.head).toBe(head)
+        expect(await historyOf(copy.server, id)).toEqual((await historyOf(srv.server, id)).filter(v => v.version <= head))
+        expect(await copy.server.stateAt(id, head)).toEqual(await srv.server.stateAt(id, head))
+      }
+      expect((await copy.server.listSnapshots('pg-bk-a')).map(s => s.name)).toContain('before backup')
+    } finally {
+      clearInterval(storm)
+    }
   })
 
   it('accord serve --store postgres://...?schema= serves from PostgreSQL; other --store values are usage errors', async () => {

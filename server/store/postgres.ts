@@ -421,36 +421,66 @@ export const openPostgresStore = async (url: string, options: PostgresStoreOptio
     { table: t.violations, key: { col: 'id', type: 'bigint', kind: 'viol' }, payload: 'record', problem: (id, n, v) => { parse(ViolationRecordSchema, keys.key(id, 'viol', num(n)), v) } }
   ]
 
+  /**
+   * Every row of one table with the LevelDB key it stands for, paged by primary key so a large
+   * store is never read into memory at once.
+   */
+  async function * rowsOf ({ table, key, extra = '', payload }: ScanTable, on: Queryable): AsyncGenerator<{ id: string, n: string, k: string, v: Uint8Array, row: Row }> {
+    const PAGE = 500
+    const sql = key === undefined
+      ? `SELECT id AS wid, '' AS k, ${payload} AS v${extra} FROM ${table} WHERE $1::text IS NULL OR id > $1 ORDER BY id LIMIT ${PAGE}`
+      : `SELECT workflow_id AS wid, ${key.col}::text AS k, ${payload} AS v${extra} FROM ${table}
+         WHERE $1::text IS NULL OR (workflow_id, ${key.col}) > ($1, $2::${key.type}) ORDER BY workflow_id, ${key.col} LIMIT ${PAGE}`
+    let after: [string | null, string | null] = [null, null]
+    for (;;) {
+      const rows = await query(sql, key === undefined ? [after[0]] : after, on)
+      for (const row of rows) {
+        const id = row.wid as string
+        const n = row.k as string
+        yield { id, n, k: key === undefined ? keys.metaKey(id) : keys.key(id, key.kind, key.type === 'text' ? n : num(n)), v: bytes(row.v), row }
+      }
+      if (rows.length < PAGE) return
+      const end = rows[rows.length - 1] as Row
+      after = [end.wid as string, end.k as string]
+    }
+  }
+
   const scan: Store['scan'] = () => wrap('scanning the store', async () => {
     const problems: Array<{ key: string, problem: string }> = []
-    const PAGE = 500
-    for (const { table, key, extra = '', payload, problem } of SCAN) {
-      // Paged by primary key, so a large store is never read into memory at once.
-      const sql = key === undefined
-        ? `SELECT id AS wid, '' AS k, ${payload} AS v${extra} FROM ${table} WHERE $1::text IS NULL OR id > $1 ORDER BY id LIMIT ${PAGE}`
-        : `SELECT workflow_id AS wid, ${key.col}::text AS k, ${payload} AS v${extra} FROM ${table}
-           WHERE $1::text IS NULL OR (workflow_id, ${key.col}) > ($1, $2::${key.type}) ORDER BY workflow_id, ${key.col} LIMIT ${PAGE}`
-      let after: [string | null, string | null] = [null, null]
-      for (;;) {
-        const rows = await query(sql, key === undefined ? [after[0]] : after)
-        for (const row of rows) {
-          const id = row.wid as string
-          const n = row.k as string
-          const k = key === undefined ? keys.metaKey(id) : keys.key(id, key.kind, key.type === 'text' ? n : num(n))
-          try {
-            const found = problem(id, n, bytes(row.v), row)
-            if (typeof found === 'string') problems.push({ key: k, problem: found })
-          } catch (err) {
-            problems.push({ key: k, problem: (err as Error).message })
-          }
+    for (const table of SCAN) {
+      for await (const { id, n, k, v, row } of rowsOf(table, pool)) {
+        try {
+          const found = table.problem(id, n, v, row)
+          if (typeof found === 'string') problems.push({ key: k, problem: found })
+        } catch (err) {
+          problems.push({ key: k, problem: (err as Error).message })
         }
-        if (rows.length < PAGE) break
-        const end = rows[rows.length - 1] as Row
-        after = [end.wid as string, end.k as string]
       }
     }
     return problems
   })
+
+  /**
+   * Every row as the LevelDB record it stands for (rows hold the same bytes as LevelDB values),
+   * all read in one REPEATABLE READ transaction: a backup is one point in time while servers
+   * keep writing, and it restores into a LevelDB data directory.
+   */
+  async function * exportRecords (): AsyncGenerator<[string, Uint8Array]> {
+    const client = await pool.connect()
+    let done = false
+    try {
+      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY')
+      for (const table of SCAN) {
+        for await (const { k, v } of rowsOf(table, client)) yield [k, v]
+      }
+      await client.query('COMMIT')
+      done = true
+    } finally {
+      // A reader that stopped early (a backup client went away) leaves the transaction open.
+      const broken = !done && await client.query('ROLLBACK').then(() => false, () => true)
+      client.release(broken)
+    }
+  }
 
   const deleteWorkflow: Store['deleteWorkflow'] = id => wrap(`deleting ${id}`, async () => {
     await query(`WITH l AS (DELETE FROM ${t.log} WHERE workflow_id = $1),
@@ -473,6 +503,6 @@ export const openPostgresStore = async (url: string, options: PostgresStoreOptio
   return {
     load, getMeta, putMeta, commit, replay, version, versions, versionsAfter, archive, archivedThrough, keyframes,
     putSnapshot, getSnapshot, listSnapshots, deleteSnapshots, putConflict, listConflicts, listViolations,
-    countLog, listWorkflows, scan, deleteWorkflow, close
+    countLog, listWorkflows, scan, exportRecords, deleteWorkflow, close
   }
 }
