@@ -98,8 +98,9 @@ export interface Store {
   /** Checks every stored value (checksums, framing, key layout); returns the problems found. */
   scan: () => Promise<Array<{ key: string, problem: string }>>
   /**
-   * Every stored key and raw value, in key order, from one consistent point in time (backups).
-   * Backends with their own backup tooling (PostgreSQL: pg_dump) may leave it out.
+   * Every stored record as its LevelDB key and raw value, from one consistent point in time
+   * (backups; LevelDB yields them in key order, PostgreSQL table by table). Backends without
+   * persistence leave it out.
    */
   exportRecords?: () => AsyncIterable<[string, Uint8Array]>
   /** Removes every key of the workflow in one atomic batch. */
