@@ -69,6 +69,9 @@ if (pgProblem !== null && !required) console.log(`skipping the PostgreSQL server
       const writer = i % 2 === 0 ? a : b
       writer.update(d => { d.counter = i; d[`k${i % 5}`] = { by: writer === a ? 'a' : 'b', i } }, { description: `edit ${i}` })
       await waitFor(async () => (await head()) === i + 1, { what: `edit ${i} stored` })
+      // Both must hold it before the next edit: stored is not yet received, and an edit made before
+      // receiving this one would be concurrent with it (and could lose the counter to it).
+      await waitFor(() => [a, b].every(x => (x.state as { counter?: number }).counter === i), { what: `edit ${i} received` })
     }
     const final = JSON.stringify(await waitForConvergence([() => a.state, () => b.state]))
     expect(JSON.parse(final).counter).toBe(34)
