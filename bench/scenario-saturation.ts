@@ -30,7 +30,7 @@ export interface SaturationResult {
    * The same on the bare relay, which forwards each update as its own frame. Not a lower bound: a
    * server that merges updates into fewer frames leaves the load generator less to do.
    */
-  floor?: { p50: Spread, p99: Spread, steps: StepOutcome[] }
+  bareRelay?: { p50: Spread, p99: Spread, steps: StepOutcome[] }
   /** Runs that failed (a server fell over), if any. */
   errors: string[]
 }
@@ -51,7 +51,7 @@ export const runSaturation = async (ctx: Context): Promise<SaturationResult> => 
   const startAt = new Map<Kind, number>()
   let halfRate = 0
   const errors: string[] = []
-  const floor: StepOutcome[] = []
+  const relayed: StepOutcome[] = []
   /** Latency at half of Accord's saturation: a warm-up step, then the measured one. */
   const atHalfRate = async (server: BenchServer, load: Load): Promise<StepOutcome> => {
     await measureStep(server, load, halfRate, { warmupMs: 500, durationMs: 1000 })
@@ -92,7 +92,7 @@ export const runSaturation = async (ctx: Context): Promise<SaturationResult> => 
       try {
         const c = await load.call<{ unsynced: number }>('connect', { url: relay.url, workflows, perWorkflow: AGENTS })
         if (c.unsynced > 0) throw new Error(`${c.unsynced} agents did not sync with the relay`)
-        floor.push(await atHalfRate(relay, load))
+        relayed.push(await atHalfRate(relay, load))
       } catch (err) {
         errors.push(`relay run ${run + 1}: ${(err as Error).message}`)
       } finally {
@@ -117,6 +117,6 @@ export const runSaturation = async (ctx: Context): Promise<SaturationResult> => 
       persisted: spread(half[k].map(s => s.persistedRate)),
       steps: half[k]
     })),
-    floor: floor.length === 0 ? undefined : { p50: pick(floor, l => l.p50), p99: pick(floor, l => l.p99), steps: floor }
+    bareRelay: relayed.length === 0 ? undefined : { p50: pick(relayed, l => l.p50), p99: pick(relayed, l => l.p99), steps: relayed }
   }
 }

@@ -1,10 +1,11 @@
 /**
  * Online backups. The running server streams every stored record from one snapshot of its store
  * (`GET /v1/admin/backup`): a LevelDB snapshot, or one PostgreSQL REPEATABLE READ transaction
- * whose rows go out as the LevelDB records they stand for. `accord backup <dir>` writes them to `<dir>/records.bin` with a
- * `manifest.json`, and `accord restore-backup <dir>` checks the manifest's SHA-256, writes the
- * records into a fresh data dir, verifies every record and history there (verify.ts), and only
- * then moves it into place. A backup never depends on the server being stopped.
+ * whose rows go out as the LevelDB records they stand for. `accord backup <dir>` writes them to
+ * `<dir>/records.bin` with a `manifest.json`, and `accord restore-backup <dir>` checks the
+ * manifest's SHA-256, writes the records into a fresh LevelDB data dir, verifies every record and
+ * history there (verify.ts), and only then moves it into place. A backup never depends on the
+ * server being stopped.
  *
  * Stream layout (all lengths u32 big-endian):
  *   record  := keyLength key(utf8) valueLength value     (keyLength > 0)

@@ -47,7 +47,8 @@ export const createRedisBus = (opts: RedisBusOptions): Bus => {
   const prefix = opts.prefix ?? 'accord:'
   const stream = `${prefix}versions`
   const channel = `${prefix}awareness`
-  const inbox = `${prefix}server:${serverId}`
+  const serverChannel = (id: string): string => `${prefix}server:${id}`
+  const inbox = serverChannel(serverId)
   const writerKey = (id: string): string => `${prefix}writer:${id}`
   const leaseMs = opts.writerLeaseMs ?? 5000
   /** Workflows this server holds the writer lease of. */
@@ -164,7 +165,7 @@ export const createRedisBus = (opts: RedisBusOptions): Bus => {
   }
 
   const send = (to: string, message: Uint8Array): void => {
-    commands.publish(`${prefix}server:${to}`, Buffer.from(message)).catch((err: Error) => {
+    commands.publish(serverChannel(to), Buffer.from(message)).catch((err: Error) => {
       opts.log.debug('server message failed', { to, error: err.message })
     })
   }

@@ -87,6 +87,10 @@ const encryptionKey = async (file: unknown, env = 'ACCORD_ENCRYPTION_KEY'): Prom
 const optionalInt = (name: string, value: unknown): number | undefined =>
   value === undefined ? undefined : toInt(name, value, 0)
 
+const isPostgresUrl = (url: string | undefined): url is string => url !== undefined && /^postgres(ql)?:\/\//.test(url)
+/** Loaded on demand: LevelDB users never load the PostgreSQL driver. */
+const openPostgres = async (url: string): Promise<Store> => (await import('./store/postgres.ts')).openPostgresStore(url)
+
 const serve = async (args: string[]): Promise<number> => {
   const { values, positionals } = parse(args, {
     port: { type: 'string' },
@@ -104,7 +108,7 @@ const serve = async (args: string[]): Promise<number> => {
     store: { type: 'string' } // postgres://... (hidden, for benchmarks: memory switches persistence off)
   })
   const storeUrl = values.store as string | undefined
-  if (storeUrl !== undefined && storeUrl !== 'memory' && !/^postgres(ql)?:\/\//.test(storeUrl)) throw new UsageError('--store must be a postgres:// URL')
+  if (storeUrl !== undefined && storeUrl !== 'memory' && !isPostgresUrl(storeUrl)) throw new UsageError('--store must be a postgres:// URL')
   if (values.help === true) {
     process.stdout.write(USAGE)
     return 0
@@ -115,8 +119,8 @@ const serve = async (args: string[]): Promise<number> => {
   const secret = (values['auth-secret'] as string | undefined) ?? process.env.ACCORD_AUTH_SECRET
   const busUrl = values.bus as string | undefined
   if (busUrl !== undefined && !/^rediss?:\/\//.test(busUrl)) throw new UsageError('--bus must be a redis:// URL')
-  if (busUrl !== undefined && storeUrl?.startsWith('postgres') !== true) throw new UsageError('--bus needs a shared store: --store postgres://...')
-  const pgStore = storeUrl?.startsWith('postgres') === true ? await (await import('./store/postgres.ts')).openPostgresStore(storeUrl) : undefined
+  if (busUrl !== undefined && !isPostgresUrl(storeUrl)) throw new UsageError('--bus needs a shared store: --store postgres://...')
+  const pgStore = isPostgresUrl(storeUrl) ? await openPostgres(storeUrl) : undefined
   const server = createServer({
     port: toInt('port', values.port, 1234),
     host: values.host as string | undefined,
@@ -191,12 +195,12 @@ const verify = async (args: string[]): Promise<number> => {
   }
   if (positionals.length > 0) throw new UsageError(`unexpected argument ${positionals[0]}`)
   const storeUrl = values.store as string | undefined
-  if (storeUrl !== undefined && !/^postgres(ql)?:\/\//.test(storeUrl)) throw new UsageError('--store must be a postgres:// URL')
+  if (storeUrl !== undefined && !isPostgresUrl(storeUrl)) throw new UsageError('--store must be a postgres:// URL')
   if (storeUrl !== undefined && (values.data !== undefined || values['encryption-key-file'] !== undefined)) {
     throw new UsageError('--store takes neither --data nor --encryption-key-file (those are for LevelDB)')
   }
   const store = storeUrl !== undefined
-    ? await (await import('./store/postgres.ts')).openPostgresStore(storeUrl)
+    ? await openPostgres(storeUrl)
     : await openOffline((values.data as string | undefined) ?? './data', await encryptionKey(values['encryption-key-file']))
   try {
     const report = await verifyStore(store, { online: storeUrl !== undefined })

@@ -83,12 +83,11 @@ export const deliver = (peers: Iterable<Peer>, items: Outgoing[]): void => {
   }
 }
 
-/** Sends one update (preceded, for extended peers, by who wrote it) to every peer but `skip`. */
-export const relay = (peers: Iterable<Peer>, update: Uint8Array, origin: unknown, description: string | undefined, skip: unknown[]): void => {
+/** Sends one update (preceded, for extended peers, by who wrote it) to every peer. */
+export const relay = (peers: Iterable<Peer>, update: Uint8Array, origin: unknown, description: string | undefined): void => {
   let message: Uint8Array | null = null
   let annotation: Uint8Array | null = null
   for (const peer of peers) {
-    if (skip.includes(peer)) continue
     if (peer.extended) peer.send(annotation ??= encodeFramed(MessageType.origin, null, { author: originAgent(origin), description }))
     peer.send(message ??= encodeSyncUpdate(update))
   }

@@ -54,9 +54,9 @@ export const verifyStore = async (store: Store, { online = false }: { online?: b
       }
       if (expected !== 0) fail(`versions 1..${expected} missing`)
       if (meta.head > 0) await history.stateAt(ctx, id, meta.head)
-      // Snapshots first, then the head: a snapshot taken meanwhile is never past the head read.
+      // Online, snapshots first, then the head: a snapshot taken meanwhile is never past it.
       const snapshots = await store.listSnapshots(id)
-      const head = (await store.getMeta(id))?.head ?? meta.head
+      const head = online ? (await store.getMeta(id))?.head ?? meta.head : meta.head
       for (const snap of snapshots) {
         if (snap.version > head) fail(`snapshot ${snap.id} points at version ${snap.version}, past the head ${head}`)
       }

@@ -399,7 +399,7 @@ export class Workflow {
     if (origin instanceof RemoteOrigin) {
       // Stored by another server already: relay it at once, persist nothing.
       this.remoteSinceCut = true
-      relay(this.peers.keys(), update, origin, origin.description, [])
+      relay(this.peers.keys(), update, origin, origin.description)
       return
     }
     const described = (origin as ChangeOrigin | null)?.takeDescription?.()

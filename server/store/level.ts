@@ -7,7 +7,7 @@ import { CorruptDataError, HeadMovedError, StorageError } from '../../src/errors
 import { ConflictRecordSchema, SnapshotRecordSchema, VersionRecordSchema, ViolationRecordSchema, type VersionRecord } from '../../src/schema.ts'
 import { compress, decodeChunk, decodeUpdates, decompress, encodeChunk, encodeUpdates, type Chunk } from './codec.ts'
 import { checkFrame, createFramer, isEncrypted, type Framer } from './frame.ts'
-import { archivedRecordsAfter, parseArchivedRecord, recordParser, wrapStorage as wrap } from './records.ts'
+import { archivedRecordsAfter, archivedRecordsThrough, parseArchivedRecord, recordParser, wrapStorage as wrap } from './records.ts'
 import * as keys from './keys.ts'
 import { WorkflowMetaSchema, type Keyframe, type Replay, type Store, type VersionEntry, type WorkflowMeta } from './store.ts'
 
@@ -231,17 +231,8 @@ export const openLevelStore = async (location: string, options: LevelStoreOption
     // Hot versions are all newer than the archive: continue there, newest chunk first, below the
     // oldest hot version read (archiving may have moved some of those since: no duplicates).
     const oldestHot = out[out.length - 1]?.version ?? Number.MAX_SAFE_INTEGER
-    let next = Math.min((before ?? Number.MAX_SAFE_INTEGER) - 1, oldestHot - 1, await archivedThrough(id))
-    while (out.length < limit && next > 0) {
-      const chunk = await readChunk(id, next)
-      if (chunk === null) break
-      for (let i = chunk.entries.length - 1; i >= 0 && out.length < limit; i--) {
-        const entry = chunk.entries[i] as VersionEntry
-        if (entry.version <= next) out.push(parseArchivedRecord(keys.key(id, 'arch', entry.version), chunk.records[i] as string))
-      }
-      next = chunk.from
-    }
-    return out
+    const through = Math.min((before ?? Number.MAX_SAFE_INTEGER) - 1, oldestHot - 1, await archivedThrough(id))
+    return archivedRecordsThrough(id, through, limit, out, v => readChunk(id, v))
   })
 
   const versionsAfter: Store['versionsAfter'] = (id, after, limit) => wrap(`reading versions of ${id}`, async () => {

@@ -19,7 +19,7 @@ import { compress, decodeChunk, decodeUpdates, decompress, encodeChunk, encodeUp
 import { frame, frameJson, unframe } from './frame.ts'
 import * as keys from './keys.ts'
 import { migrate } from './postgres-migrations.ts'
-import { archivedRecordsAfter, parseArchivedRecord, recordParser, wrapStorage as wrap } from './records.ts'
+import { archivedRecordsAfter, archivedRecordsThrough, parseArchivedRecord, recordParser, wrapStorage as wrap } from './records.ts'
 import { WorkflowMetaSchema, type Keyframe, type Replay, type Store, type VersionEntry, type WorkflowMeta } from './store.ts'
 
 export interface PostgresStoreOptions {
@@ -221,17 +221,8 @@ export const openPostgresStore = async (url: string, options: PostgresStoreOptio
       for (const row of rows) out.push(recordOf(id, num(row.version), bytes(row.record)))
       if (out.length >= limit) return out
       // Hot versions are all newer than the archive: continue there, newest chunk first.
-      let next = Math.min((before ?? Number.MAX_SAFE_INTEGER) - 1, await archivedThroughOn(c, id))
-      while (out.length < limit && next > 0) {
-        const chunk = await readChunk(c, id, next)
-        if (chunk === null) break
-        for (let i = chunk.entries.length - 1; i >= 0 && out.length < limit; i--) {
-          const entry = chunk.entries[i] as VersionEntry
-          if (entry.version <= next) out.push(parseArchivedRecord(keys.key(id, 'arch', entry.version), chunk.records[i] as string))
-        }
-        next = chunk.from
-      }
-      return out
+      const through = Math.min((before ?? Number.MAX_SAFE_INTEGER) - 1, await archivedThroughOn(c, id))
+      return archivedRecordsThrough(id, through, limit, out, v => readChunk(c, id, v))
     }))
 
   const versionsAfter: Store['versionsAfter'] = (id, after, limit) => wrap(`reading versions of ${id}`, () =>

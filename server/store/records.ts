@@ -8,6 +8,7 @@ import { CorruptDataError, HeadMovedError, StorageError } from '../../src/errors
 import { VersionRecordSchema, type VersionRecord } from '../../src/schema.ts'
 import { unframeJson as plainUnframeJson, type Framer } from './frame.ts'
 import type { Chunk } from './codec.ts'
+import type { VersionEntry } from './store.ts'
 import { key as storeKey } from './keys.ts'
 
 export const wrapStorage = async <T>(what: string, fn: () => Promise<T>): Promise<T> => {
@@ -37,6 +38,27 @@ export const parseArchivedRecord = (key: string, json: string): VersionRecord =>
   const parsed = VersionRecordSchema.safeParse(value)
   if (!parsed.success) throw new CorruptDataError(key, 'archived record does not match its schema')
   return parsed.data
+}
+
+/**
+ * The archived part of `versions` (newest first): appends to `out`, until it holds `limit`, the
+ * records of versions <= `through`, reading chunk by chunk through `readChunk` (the chunk
+ * holding a version, or null).
+ */
+export const archivedRecordsThrough = async (
+  id: string, through: number, limit: number, out: VersionRecord[], readChunk: (version: number) => Promise<Chunk | null>
+): Promise<VersionRecord[]> => {
+  let next = through
+  while (out.length < limit && next > 0) {
+    const chunk = await readChunk(next)
+    if (chunk === null) break
+    for (let i = chunk.entries.length - 1; i >= 0 && out.length < limit; i--) {
+      const entry = chunk.entries[i] as VersionEntry
+      if (entry.version <= next) out.push(parseArchivedRecord(storeKey(id, 'arch', entry.version), chunk.records[i] as string))
+    }
+    next = chunk.from
+  }
+  return out
 }
 
 /**
