@@ -11,9 +11,9 @@ import path from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { Level } from 'level'
 import { createServer } from '../server/server.ts'
-import { openWorkflow, type JsonObject } from '../src/index.ts'
-import { unframe } from '../server/store/frame.ts'
-import { decompress } from '../server/store/codec.ts'
+import { openWorkflow, type JsonObject } from '../src/node/index.ts'
+import { unframe } from '../src/store/frame.ts'
+import { decompress } from '../src/store/codec.ts'
 
 const VERSIONS = Number(process.env.BENCH_VERSIONS ?? 10_000)
 const SAMPLES = 300

@@ -6,7 +6,7 @@
  */
 import { writeHeapSnapshot } from 'node:v8'
 import { createServer, type ServerOptions } from '../server/server.ts'
-import { createMemoryStore } from '../server/store/memory.ts'
+import { createMemoryStore } from '../src/store/memory.ts'
 import { serveRpc, settledHeap } from './ipc.ts'
 
 const options = JSON.parse(process.argv[2] ?? '{}') as { dataDir: string, memory?: boolean, evictionGraceMs?: number, serverOptions?: ServerOptions }

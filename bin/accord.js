@@ -1,7 +1,6 @@
 #!/usr/bin/env node
-// Runs the TypeScript CLI through tsx's loader, so no build step is needed after `npm install`.
-import { register } from 'tsx/esm/api'
+// The `accord` command: runs the compiled CLI from dist/ (built by `npm run build`, which
+// `npm install` runs through `prepare` in a clone), so no TypeScript loader is needed.
+import { main } from '../dist/server/ops/cli.js'
 
-register()
-const { main } = await import('../server/cli.ts')
 process.exitCode = await main(process.argv.slice(2))

@@ -28,7 +28,7 @@
 import os from 'node:os'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
-import { TimeoutError, openWorkflow, type JsonObject, type JsonValue } from '../src/index.ts'
+import { TimeoutError, openWorkflow, type JsonObject, type JsonValue } from '../src/node/index.ts'
 
 const usage = 'usage: offline-agent.ts [--url ws://127.0.0.1:1234] [--workflow demo] [--agent scout] [--cache DIR] [--notes N] [--wait MS]'
 let values: { url: string, workflow: string, agent: string, cache?: string, notes: string, wait: string }

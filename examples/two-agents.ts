@@ -12,7 +12,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { z } from 'zod'
 import { createServer } from '../server/server.ts'
-import { openWorkflow } from '../src/index.ts'
+import { openWorkflow } from '../src/node/index.ts'
 
 // The shape of the shared state. Optional: with a schema, `state` is typed and any local change
 // that would break the shape is refused before it is written.

@@ -1,16 +1,15 @@
-export { openWorkflow } from './workflow.ts'
-export { AGENTS_ROOT } from './agents.ts'
-export type { WorkflowHandle, OpenWorkflowOptions, ChangeEvent, ChangeListener, RecordListener, RecordSubscription, Subscription, UpdateOptions, StateOf } from './workflow.ts'
-export type { HistoryApi } from './history-api.ts'
-export * from './schema.ts'
-export * from './errors.ts'
-export { CloseCodes } from './close-codes.ts'
-export { isValidWorkflowId, WorkflowIdSchema } from './workflow-id.ts'
-export type { JsonValue, JsonObject } from './json.ts'
-export type { PatchOperation } from './patch.ts'
-export * from './runtime.ts'
-export type { RuntimeApi, Lifecycle, Tasks } from './runtime-api.ts'
-export { backoffDelay, isFinalCloseCode } from './recovery.ts'
-export type { RecoveryOptions, RecoveryEvent } from './recovery.ts'
-export { CheckpointRestoreError } from './checkpoints.ts'
-export type { AutoCheckpoint, AutoCheckpointOptions, WithCheckpointOptions } from './checkpoints.ts'
+/**
+ * The SDK for browsers (and any runtime with a global WebSocket): the package's `.` entry under
+ * the `browser` and `default` conditions. Node gets `src/node/index.ts` under `node`, with `ws`
+ * and the LevelDB offline cache; both export the same API.
+ *
+ *   import { openWorkflow } from '@accord-state/accord'
+ *   const wf = openWorkflow('release-42', { url: 'wss://accord.example', agentId: 'viewer' })
+ */
+import { createOpenWorkflow } from './client/workflow.ts'
+import { attachPersistence } from './client/indexeddb.ts'
+
+export * from './sdk.ts'
+
+/** Opens a workflow handle; it connects in the background (see `whenSynced`). */
+export const openWorkflow = createOpenWorkflow({ WebSocket: globalThis.WebSocket, attachPersistence })

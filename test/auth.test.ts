@@ -4,7 +4,7 @@ import { useServers, headOf } from './helpers/use-servers.ts'
 import { sdkAgent, stockClient } from './helpers/clients.ts'
 import { waitFor, waitForConvergence } from './helpers/wait.ts'
 import { api, openSse } from './helpers/http.ts'
-import { mintToken, pathMatches } from '../server/auth.ts'
+import { mintToken, pathMatches } from '../server/http/auth.ts'
 import { createServer } from '../server/server.ts'
 
 const { start } = useServers()

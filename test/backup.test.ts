@@ -13,7 +13,7 @@ import { waitFor } from './helpers/wait.ts'
 import { runAccord } from './helpers/child.ts'
 import { api } from './helpers/http.ts'
 import { historyOf } from './helpers/history.ts'
-import { mintToken } from '../server/auth.ts'
+import { mintToken } from '../server/http/auth.ts'
 
 const { start } = useServers()
 const WORKFLOWS = ['bk-a', 'bk-b', 'bk-c']

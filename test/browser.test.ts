@@ -8,7 +8,7 @@ import { useServers } from './helpers/use-servers.ts'
 import { sdkAgent } from './helpers/clients.ts'
 import { tempDir } from './helpers/server.ts'
 import { waitFor } from './helpers/wait.ts'
-import { deepEqual } from '../src/json.ts'
+import { deepEqual } from '../src/model/json.ts'
 import { bundleSdk, hasChromium, launchChromium, serveStatic } from './helpers/browser.ts'
 
 const { start, restart } = useServers()

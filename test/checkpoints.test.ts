@@ -3,10 +3,10 @@ import type { startServer } from './helpers/server.ts'
 import { headOf, useServers } from './helpers/use-servers.ts'
 import { sdkAgent, stockClient } from './helpers/clients.ts'
 import { waitFor, waitForConvergence } from './helpers/wait.ts'
-import { autoCheckpoint, withCheckpoint, CheckpointRestoreError, type AutoCheckpoint } from '../src/checkpoints.ts'
-import { AccordError, ClosedError } from '../src/errors.ts'
-import type { HistoryApi } from '../src/history-api.ts'
-import type { SnapshotRecord } from '../src/schema.ts'
+import { autoCheckpoint, withCheckpoint, CheckpointRestoreError, type AutoCheckpoint } from '../src/client/checkpoints.ts'
+import { AccordError, ClosedError } from '../src/model/errors.ts'
+import type { HistoryApi } from '../src/client/history-api.ts'
+import type { SnapshotRecord } from '../src/model/schema.ts'
 
 const { start } = useServers()
 // Registered after useServers, so it runs first: timers stop before their servers do.

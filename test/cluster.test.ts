@@ -12,7 +12,7 @@ import { api, openSse } from './helpers/http.ts'
 import { expectGapless, historyOf } from './helpers/history.ts'
 import { POSTGRES_URL, REDIS_URL, dropServiceData, metricOf, serverIdOf, servicesMissing, uniqueName, writerOf } from './helpers/services.ts'
 import { openPostgresStore } from '../server/store/postgres.ts'
-import type { Store } from '../server/store/store.ts'
+import type { Store } from '../src/store/store.ts'
 
 const missing = await servicesMissing()
 if (missing !== null) console.log(`cluster tests skipped: ${missing}`)

@@ -10,7 +10,7 @@ import { sdkAgent, stockClient } from './helpers/clients.ts'
 import { waitFor } from './helpers/wait.ts'
 import { runAccord } from './helpers/child.ts'
 import { api } from './helpers/http.ts'
-import { key } from '../server/store/keys.ts'
+import { key } from '../src/store/keys.ts'
 
 const { start } = useServers()
 

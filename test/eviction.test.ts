@@ -2,8 +2,8 @@ import { describe, expect, it } from 'vitest'
 import { useServers } from './helpers/use-servers.ts'
 import { closeClients, sdkAgent, stockClient } from './helpers/clients.ts'
 import { waitFor } from './helpers/wait.ts'
-import { openLevelStore } from '../server/store/level.ts'
-import { key } from '../server/store/keys.ts'
+import { openLevelStore } from '../src/store/level.ts'
+import { key } from '../src/store/keys.ts'
 import { Level } from 'level'
 
 const { start } = useServers()

@@ -11,7 +11,7 @@ import { hasChromium, launchChromium } from './helpers/browser.ts'
 import { closeClients, sdkAgent } from './helpers/clients.ts'
 import { portIsFree, removeTempDirs, tempDir } from './helpers/server.ts'
 import { waitFor } from './helpers/wait.ts'
-import { deepEqual, type JsonObject } from '../src/json.ts'
+import { deepEqual, type JsonObject } from '../src/model/json.ts'
 
 const root = path.resolve(import.meta.dirname, '..')
 const SERVE = path.join(root, 'examples/browser/serve.ts')

@@ -11,7 +11,7 @@ import { waitFor } from './helpers/wait.ts'
 import { api } from './helpers/http.ts'
 import { historyOverHttp } from './helpers/history.ts'
 import type { TestServer } from './helpers/server.ts'
-import type { VersionRecord } from '../src/index.ts'
+import type { VersionRecord } from '../src/node/index.ts'
 
 const { start, restart } = useServers()
 const root = path.resolve(import.meta.dirname, '..')

@@ -3,7 +3,7 @@ import jsonpatch from 'fast-json-patch'
 import { headOf, useServers } from './helpers/use-servers.ts'
 import { closeClients, sdkAgent, stockClient } from './helpers/clients.ts'
 import { waitFor, waitForConvergence } from './helpers/wait.ts'
-import type { VersionRecord } from '../src/index.ts'
+import type { VersionRecord } from '../src/node/index.ts'
 
 const { start } = useServers()
 

@@ -5,11 +5,11 @@ import { describe, expect, it } from 'vitest'
 import * as Y from 'yjs'
 import jsonpatch from 'fast-json-patch'
 import type { Operation } from 'fast-json-patch'
-import { assertJson, deepEqual, toPointer, type JsonObject, type JsonValue } from '../src/json.ts'
-import { readState, setMapContents, stateRoot, toYValue, yToJson } from '../src/json-yjs.ts'
-import { applyPatchToJson, applyPatchToYjs } from '../src/patch.ts'
-import { eventsToOps } from '../src/changes.ts'
-import { AccordError, InvalidJsonError, InvalidPatchError } from '../src/errors.ts'
+import { assertJson, deepEqual, toPointer, type JsonObject, type JsonValue } from '../src/model/json.ts'
+import { readState, setMapContents, stateRoot, toYValue, yToJson } from '../src/model/json-yjs.ts'
+import { applyPatchToJson, applyPatchToYjs } from '../src/model/patch.ts'
+import { eventsToOps } from '../src/model/changes.ts'
+import { AccordError, InvalidJsonError, InvalidPatchError } from '../src/model/errors.ts'
 
 // ---------------------------------------------------------------------------------------------
 // helpers

@@ -6,7 +6,7 @@ import { sdkAgent } from './helpers/clients.ts'
 import { tempDir } from './helpers/server.ts'
 import { waitFor, waitForConvergence } from './helpers/wait.ts'
 import { kill, runChild } from './helpers/child.ts'
-import type { JsonObject } from '../src/json.ts'
+import type { JsonObject } from '../src/model/json.ts'
 
 const { start, restart } = useServers()
 

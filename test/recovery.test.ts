@@ -5,7 +5,7 @@ import { WebsocketProvider } from 'y-websocket'
 import { headOf, useServers } from './helpers/use-servers.ts'
 import { closeClients, sdkAgent } from './helpers/clients.ts'
 import { waitFor } from './helpers/wait.ts'
-import { attachRecovery, backoffDelay, type Recovery, type RecoveryEvent, type RecoveryOptions } from '../src/recovery.ts'
+import { attachRecovery, backoffDelay, type Recovery, type RecoveryEvent, type RecoveryOptions } from '../src/client/recovery.ts'
 
 const { start, restart } = useServers()
 const cleanups: Array<() => void> = []

@@ -4,7 +4,7 @@ import { headOf, useServers } from './helpers/use-servers.ts'
 import { sdkAgent, stockClient } from './helpers/clients.ts'
 import { waitFor, waitForConvergence } from './helpers/wait.ts'
 import { kill, runChild } from './helpers/child.ts'
-import { InvalidTransitionError, PausedError, type VersionRecord } from '../src/index.ts'
+import { InvalidTransitionError, PausedError, type VersionRecord } from '../src/node/index.ts'
 
 const { start, restart } = useServers()
 

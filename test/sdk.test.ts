@@ -7,11 +7,11 @@ import jsonpatch from 'fast-json-patch'
 import { startServer, removeTempDirs, type TestServer } from './helpers/server.ts'
 import { closeClients, sdkAgent } from './helpers/clients.ts'
 import { waitFor, waitForConvergence } from './helpers/wait.ts'
-import { deepEqual } from '../src/json.ts'
+import { deepEqual } from '../src/model/json.ts'
 import {
   AccordError, ClosedError, InvalidJsonError, InvalidPatchError, InvalidWorkflowIdError, SchemaViolationError,
   openWorkflow, type ChangeEvent, type JsonObject, type WorkflowHandle
-} from '../src/index.ts'
+} from '../src/node/index.ts'
 
 let srv: TestServer | null = null
 

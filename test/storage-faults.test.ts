@@ -2,8 +2,8 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { startServer, removeTempDirs, tempDir, type TestServer } from './helpers/server.ts'
 import { closeClients, sdkAgent } from './helpers/clients.ts'
 import { waitFor } from './helpers/wait.ts'
-import { openLevelStore } from '../server/store/level.ts'
-import type { Store } from '../server/store/store.ts'
+import { openLevelStore } from '../src/store/level.ts'
+import type { Store } from '../src/store/store.ts'
 
 let srv: TestServer | null = null
 let real: Store | null = null

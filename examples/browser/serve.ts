@@ -4,7 +4,7 @@
  *   node --import tsx examples/browser/serve.ts [--port 1234] [--http-port 8080] [--data ./data]
  *   (or: npm run example:browser -- --port 0 --http-port 0)
  *
- * It bundles the SDK (src/index.ts) for browsers with esbuild, in memory, exactly like
+ * It bundles the SDK (the package's browser build, dist/src/index.js) for browsers with esbuild, in memory, exactly like
  * `npm run build:browser` (minus the minification), starts an Accord server in this process and
  * serves, on 127.0.0.1:
  *
@@ -25,7 +25,7 @@ import type { AddressInfo } from 'node:net'
 import { parseArgs } from 'node:util'
 import { build } from 'esbuild'
 import { createServer } from '../../server/server.ts'
-import { LOG_LEVELS, type LogLevel } from '../../server/log.ts'
+import { LOG_LEVELS, type LogLevel } from '../../server/ops/log.ts'
 
 const usage = 'usage: serve.ts [--port 1234] [--http-port 8080] [--data ./data] [--log-level warn]'
 
@@ -62,11 +62,11 @@ if (!LOG_LEVELS.includes(logLevel)) {
 const here = import.meta.dirname
 const root = path.resolve(here, '../..')
 
-// 1. The SDK for browsers, same options as test/helpers/browser.ts: esbuild picks the `default`
-//    branch of the #websocket and #persistence import maps (browser WebSocket, IndexedDB), and
-//    fails if anything would still need a Node built-in.
+// 1. The package's own browser build (dist/src/index.js, what the `browser` condition of its `.`
+//    export names), bundled with esbuild as an app's bundler would; it fails if anything would
+//    still need a Node built-in. `npm install` builds dist/ (the `prepare` script).
 const bundle = await build({
-  entryPoints: [path.join(root, 'src/index.ts')],
+  entryPoints: [path.join(root, 'dist/src/index.js')],
   bundle: true,
   format: 'esm',
   platform: 'browser',

@@ -11,7 +11,7 @@
  * stored all of them: exit 0, or 1 on an error or when --timeout (ms) runs out.
  */
 import { parseArgs } from 'node:util'
-import { openWorkflow, type JsonObject, type VersionRecord } from '../../src/index.ts'
+import { openWorkflow, type JsonObject, type VersionRecord } from '../../src/node/index.ts'
 
 const { values } = parseArgs({
   options: {

@@ -9,7 +9,7 @@
  * same way. Ids are `COLLATE "C"`, so listings sort bytewise like LevelDB keys.
  */
 import type { Pool } from 'pg'
-import { StorageError } from '../../src/errors.ts'
+import { StorageError } from '../../src/model/errors.ts'
 
 export interface Migration {
   version: number

@@ -13,14 +13,14 @@
  */
 import pg from 'pg'
 import type { ZodType } from 'zod'
-import { CorruptDataError, HeadMovedError, StorageError } from '../../src/errors.ts'
-import { ConflictRecordSchema, SnapshotRecordSchema, VersionRecordSchema, ViolationRecordSchema, type VersionRecord } from '../../src/schema.ts'
-import { compress, decodeChunk, decodeUpdates, decompress, encodeChunk, encodeUpdates, type Chunk } from './codec.ts'
-import { frame, frameJson, unframe } from './frame.ts'
-import * as keys from './keys.ts'
+import { CorruptDataError, HeadMovedError, StorageError } from '../../src/model/errors.ts'
+import { ConflictRecordSchema, SnapshotRecordSchema, VersionRecordSchema, ViolationRecordSchema, type VersionRecord } from '../../src/model/schema.ts'
+import { compress, decodeChunk, decodeUpdates, decompress, encodeChunk, encodeUpdates, type Chunk } from '../../src/store/codec.ts'
+import { frame, frameJson, unframe } from '../../src/store/frame.ts'
+import * as keys from '../../src/store/keys.ts'
 import { migrate } from './postgres-migrations.ts'
-import { archivedRecordsAfter, archivedRecordsThrough, parseArchivedRecord, recordParser, wrapStorage as wrap } from './records.ts'
-import { WorkflowMetaSchema, type Keyframe, type Replay, type Store, type VersionEntry, type WorkflowMeta } from './store.ts'
+import { archivedRecordsAfter, archivedRecordsThrough, parseArchivedRecord, recordParser, wrapStorage as wrap } from '../../src/store/records.ts'
+import { WorkflowMetaSchema, type Keyframe, type Replay, type Store, type VersionEntry, type WorkflowMeta } from '../../src/store/store.ts'
 
 export interface PostgresStoreOptions {
   /**

@@ -10,10 +10,10 @@ export const hasChromium = (): boolean => existsSync(CHROMIUM)
 
 const root = path.resolve(import.meta.dirname, '../..')
 
-/** The SDK bundled for browsers exactly as `npm run build:browser` does (fails on Node built-ins). */
+/** The package's browser build (dist/src/index.js) bundled as an app would (fails on Node built-ins). */
 export const bundleSdk = async (): Promise<string> => {
   const result = await build({
-    entryPoints: [path.join(root, 'src/index.ts')],
+    entryPoints: [path.join(root, 'dist/src/index.js')],
     bundle: true,
     format: 'esm',
     platform: 'browser',

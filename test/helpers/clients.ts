@@ -1,9 +1,9 @@
 import * as Y from 'yjs'
 import WebSocket from 'ws'
 import { WebsocketProvider } from 'y-websocket'
-import { openWorkflow, type OpenWorkflowOptions, type WorkflowHandle } from '../../src/index.ts'
+import { openWorkflow, type OpenWorkflowOptions, type WorkflowHandle } from '../../src/node/index.ts'
 import type { z } from 'zod'
-import { readState } from '../../src/json-yjs.ts'
+import { readState } from '../../src/model/json-yjs.ts'
 
 const open: Array<{ close: () => unknown }> = []
 

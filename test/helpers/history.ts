@@ -4,7 +4,7 @@
  * the one before.
  */
 import { expect } from 'vitest'
-import type { VersionRecord } from '../../src/index.ts'
+import type { VersionRecord } from '../../src/node/index.ts'
 import type { AccordServer } from '../../server/server.ts'
 import { api } from './http.ts'
 

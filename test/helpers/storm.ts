@@ -2,7 +2,7 @@
  * A write storm for crash and failover tests: every agent writes a new key (`<agent>-<n>`) every
  * few milliseconds, online or not, and the storm knows exactly which state they must end with.
  */
-import type { WorkflowHandle } from '../../src/index.ts'
+import type { WorkflowHandle } from '../../src/node/index.ts'
 
 export interface Storm {
   stop: () => void

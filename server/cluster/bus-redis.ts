@@ -1,0 +1,213 @@
+/**
+ * The cluster bus on Redis (see bus.ts for what it carries and why it may lose nothing important).
+ *
+ *   <prefix>versions      a Stream: one entry per stored version { s: server, v: encoded version },
+ *                         trimmed to about `maxLen` entries; each server reads it with XREAD BLOCK
+ *   <prefix>awareness     a pub/sub channel for presence (ephemeral by nature)
+ *   <prefix>lock:<key>    SET NX PX locks, released only by their holder (compare-and-delete)
+ *   <prefix>writer:<id>   the server id holding a workflow's writer lease (SET NX PX, renewed by
+ *                         its holder every third of the lease, compare-and-delete on release)
+ *   <prefix>server:<id>   a pub/sub channel per server: forwarded updates to a writer, and the
+ *                         writer's acknowledgements back (a lost one is retried by its sender)
+ *
+ * Streams, unlike pub/sub, keep entries: a server whose reader stalls briefly continues where it
+ * was. Anything beyond that (trimmed entries, Redis restarted) is repaired from the store.
+ */
+import { randomBytes } from 'node:crypto'
+import { Redis } from 'ioredis'
+import { AccordError } from '../../src/model/errors.ts'
+import type { Logger } from '../ops/log.ts'
+import { decodeAwarenessMessage, decodeServerMessage, decodeVersion, encodeAwarenessMessage, encodeServerMessage, encodeVersion, type Bus, type BusHandlers } from './bus.ts'
+
+export interface RedisBusOptions {
+  url: string
+  log: Logger
+  /** Key prefix, so several clusters (or test runs) can share one Redis. Default `accord:`. */
+  prefix?: string
+  /** Approximate stream length kept (default 10,000 versions). */
+  maxLen?: number
+  /** Lock lease; a holder that dies releases it after this long (default 10 s). */
+  lockTtlMs?: number
+  /** How long `lock` waits for a held lock (default 10 s). */
+  lockWaitMs?: number
+  /** Writer lease: how long after its holder died another server takes a workflow over (default 5 s). */
+  writerLeaseMs?: number
+}
+
+const RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
+/** Renews every lease in KEYS still held by ARGV[1]; returns the indexes (1-based) of those lost. */
+const RENEW = `local lost = {}
+for i, key in ipairs(KEYS) do
+  if redis.call('get', key) == ARGV[1] then redis.call('pexpire', key, ARGV[2]) else table.insert(lost, i) end
+end
+return lost`
+
+export const createRedisBus = (opts: RedisBusOptions): Bus => {
+  const serverId = randomBytes(8).toString('hex')
+  const prefix = opts.prefix ?? 'accord:'
+  const stream = `${prefix}versions`
+  const channel = `${prefix}awareness`
+  const serverChannel = (id: string): string => `${prefix}server:${id}`
+  const inbox = serverChannel(serverId)
+  const writerKey = (id: string): string => `${prefix}writer:${id}`
+  const leaseMs = opts.writerLeaseMs ?? 5000
+  /** Workflows this server holds the writer lease of. */
+  const held = new Set<string>()
+  let renewTimer: ReturnType<typeof setInterval> | null = null
+  const maxLen = opts.maxLen ?? 10_000
+  const connect = (name: string): Redis => {
+    // Auto-pipelining sends the commands of one event-loop turn (versions, forwards, acks) in one
+    // socket write: on a busy server that write per command is a large share of the CPU.
+    const r = new Redis(opts.url, { lazyConnect: true, maxRetriesPerRequest: null, enableAutoPipelining: name === 'cmd', connectionName: `accord-${name}-${serverId}` })
+    r.on('error', err => { opts.log.warn('redis error', { connection: name, error: err.message }) })
+    return r
+  }
+  const commands = connect('cmd')
+  const reader = connect('reader')
+  const subscriber = connect('sub')
+  let closed = false
+  let loop: Promise<void> = Promise.resolve()
+
+  const readLoop = async (handlers: BusHandlers, from: string): Promise<void> => {
+    let last = from
+    while (!closed) {
+      let result: Array<[Buffer, Array<[Buffer, Buffer[]]>]> | null
+      try {
+        result = await reader.xreadBuffer('COUNT', 1000, 'BLOCK', 2000, 'STREAMS', stream, last) as typeof result
+      } catch (err) {
+        if (closed) return
+        opts.log.warn('bus read failed; reconciling with the store', { error: (err as Error).message })
+        handlers.onReconnect()
+        await new Promise(resolve => setTimeout(resolve, 200))
+        continue
+      }
+      for (const [, entries] of result ?? []) {
+        for (const [id, fields] of entries) {
+          last = id.toString()
+          const map = new Map<string, Buffer>()
+          for (let i = 0; i + 1 < fields.length; i += 2) map.set((fields[i] as Buffer).toString(), fields[i + 1] as Buffer)
+          if (map.get('s')?.toString() === serverId) continue
+          const data = map.get('v')
+          if (data === undefined) continue
+          try {
+            handlers.onVersion(decodeVersion(data))
+          } catch (err) {
+            opts.log.warn('ignoring a malformed bus entry', { id: last, error: (err as Error).message })
+          }
+        }
+      }
+    }
+  }
+
+  const start: Bus['start'] = async handlers => {
+    await Promise.all([commands.connect(), reader.connect(), subscriber.connect()])
+    // Start reading at the stream's current end; the store covers anything older.
+    const tail = await commands.xrevrange(stream, '+', '-', 'COUNT', 1)
+    const from = tail[0]?.[0] ?? '0-0'
+    subscriber.on('messageBuffer', (from: Buffer, message: Buffer) => {
+      if (from.toString() === inbox) {
+        try {
+          const m = decodeServerMessage(message)
+          if ('forward' in m) handlers.onForward(m.forward)
+          else handlers.onAck(m.ack)
+        } catch (err) {
+          opts.log.warn('ignoring a malformed server message', { error: (err as Error).message })
+        }
+        return
+      }
+      try {
+        const m = decodeAwarenessMessage(message)
+        if (m.server !== serverId) handlers.onAwareness(m.workflowId, m.update)
+      } catch (err) {
+        opts.log.warn('ignoring a malformed presence message', { error: (err as Error).message })
+      }
+    })
+    await subscriber.subscribe(channel, inbox)
+    renewTimer = setInterval(() => { void renew(handlers) }, Math.max(50, Math.floor(leaseMs / 3)))
+    renewTimer.unref()
+    // After a reconnect the reader may have missed entries that were trimmed: reconcile.
+    reader.on('ready', () => { if (!closed) handlers.onReconnect() })
+    loop = readLoop(handlers, from)
+  }
+
+  const renew = async (handlers: BusHandlers): Promise<void> => {
+    if (held.size === 0 || closed) return
+    const ids = Array.from(held)
+    try {
+      const lost = await commands.eval(RENEW, ids.length, ...ids.map(writerKey), serverId, leaseMs) as number[]
+      for (const i of lost) {
+        const id = ids[i - 1] as string
+        if (!held.delete(id)) continue
+        opts.log.warn('writer lease lost', { workflowId: id })
+        handlers.onWriterLost(id)
+      }
+    } catch (err) {
+      opts.log.warn('renewing writer leases failed', { error: (err as Error).message })
+    }
+  }
+
+  const claimWriter: Bus['claimWriter'] = async id => {
+    const key = writerKey(id)
+    for (;;) {
+      if (await commands.set(key, serverId, 'PX', leaseMs, 'NX') === 'OK') {
+        held.add(id)
+        return serverId
+      }
+      const holder = await commands.get(key)
+      if (holder === serverId) held.add(id)
+      if (holder !== null) return holder
+    }
+  }
+
+  const releaseWriter: Bus['releaseWriter'] = async id => {
+    if (!held.delete(id)) return
+    await commands.eval(RELEASE, 1, writerKey(id), serverId).catch(() => {})
+  }
+
+  const send = (to: string, message: Uint8Array): void => {
+    commands.publish(serverChannel(to), Buffer.from(message)).catch((err: Error) => {
+      opts.log.debug('server message failed', { to, error: err.message })
+    })
+  }
+  const forward: Bus['forward'] = (to, f) => { send(to, encodeServerMessage({ forward: f })) }
+  const acknowledge: Bus['acknowledge'] = (to, ack) => { send(to, encodeServerMessage({ ack })) }
+
+  const publishVersion: Bus['publishVersion'] = async version => {
+    await commands.xadd(stream, 'MAXLEN', '~', maxLen, '*', 's', serverId, 'v', Buffer.from(encodeVersion(version)))
+  }
+
+  const publishAwareness: Bus['publishAwareness'] = (workflowId, update) => {
+    commands.publish(channel, Buffer.from(encodeAwarenessMessage(serverId, workflowId, update))).catch((err: Error) => {
+      opts.log.debug('presence publish failed', { error: err.message })
+    })
+  }
+
+  const lock: Bus['lock'] = async (key, fn) => {
+    const name = `${prefix}lock:${key}`
+    const token = randomBytes(12).toString('hex')
+    const deadline = Date.now() + (opts.lockWaitMs ?? 10_000)
+    for (let wait = 5; ; wait = Math.min(wait * 2, 100)) {
+      if (await commands.set(name, token, 'PX', opts.lockTtlMs ?? 10_000, 'NX') === 'OK') break
+      if (Date.now() > deadline) throw new AccordError('TIMEOUT', `cluster lock ${key} stayed taken`)
+      await new Promise(resolve => setTimeout(resolve, wait))
+    }
+    try {
+      return await fn()
+    } finally {
+      await commands.eval(RELEASE, 1, name, token).catch(() => {})
+    }
+  }
+
+  const close: Bus['close'] = async () => {
+    if (closed) return
+    closed = true
+    if (renewTimer !== null) clearInterval(renewTimer)
+    await Promise.all(Array.from(held).map(releaseWriter))
+    reader.disconnect()
+    await loop.catch(() => {})
+    subscriber.disconnect()
+    await commands.quit().catch(() => { commands.disconnect() })
+  }
+
+  return { serverId, start, publishVersion, publishAwareness, lock, claimWriter, releaseWriter, forward, acknowledge, close }
+}

@@ -1,0 +1,220 @@
+/**
+ * Online backups. The running server streams every stored record from one snapshot of its store
+ * (`GET /v1/admin/backup`): a LevelDB snapshot, or one PostgreSQL REPEATABLE READ transaction
+ * whose rows go out as the LevelDB records they stand for. `accord backup <dir>` writes them to
+ * `<dir>/records.bin` with a `manifest.json`, and `accord restore-backup <dir>` checks the
+ * manifest's SHA-256, writes the records into a fresh LevelDB data dir, verifies every record and
+ * history there (verify.ts), and only then moves it into place. A backup never depends on the
+ * server being stopped.
+ *
+ * Stream layout (all lengths u32 big-endian):
+ *   record  := keyLength key(utf8) valueLength value     (keyLength > 0)
+ *   trailer := 0 valueLength value(JSON BackupTrailer)   (once, last)
+ * The trailer's sha256 covers every record byte before it, which is exactly `records.bin`.
+ */
+import { createHash } from 'node:crypto'
+import { createReadStream, createWriteStream } from 'node:fs'
+import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
+import type http from 'node:http'
+import path from 'node:path'
+import { once } from 'node:events'
+import { z } from 'zod'
+import { AccordError, CorruptDataError } from '../../src/model/errors.ts'
+import { unframeJson } from '../../src/store/frame.ts'
+import { importLevelRecords, openLevelStore } from '../../src/store/level.ts'
+import { WorkflowMetaSchema, type Store } from '../../src/store/store.ts'
+import { verifyStore, type VerifyReport } from './verify.ts'
+
+export const BACKUP_FORMAT = 'accord-backup/1'
+
+export const BackupTrailerSchema = z.object({
+  records: z.number().int().nonnegative(),
+  bytes: z.number().int().nonnegative(),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  workflows: z.array(z.object({ id: z.string(), head: z.number().int().nonnegative() }))
+})
+export type BackupTrailer = z.infer<typeof BackupTrailerSchema>
+
+export const BackupManifestSchema = BackupTrailerSchema.extend({
+  format: z.literal(BACKUP_FORMAT),
+  createdAt: z.string(),
+  source: z.string()
+})
+export type BackupManifest = z.infer<typeof BackupManifestSchema>
+
+const u32 = (n: number): Buffer => {
+  const b = Buffer.alloc(4)
+  b.writeUInt32BE(n)
+  return b
+}
+
+/** Server side: streams the store's records to an HTTP response, respecting backpressure. */
+export const streamBackup = async (store: Store, res: http.ServerResponse): Promise<void> => {
+  if (store.exportRecords === undefined) {
+    throw new AccordError('NOT_SUPPORTED', 'this storage backend has no online backup')
+  }
+  const records = store.exportRecords()
+  res.writeHead(200, { 'content-type': 'application/octet-stream', 'cache-control': 'no-store' })
+  const hash = createHash('sha256')
+  const trailer: BackupTrailer = { records: 0, bytes: 0, sha256: '', workflows: [] }
+  const write = async (chunk: Buffer): Promise<void> => {
+    if (!res.write(chunk)) await once(res, 'drain')
+  }
+  for await (const [key, value] of records) {
+    if (res.destroyed) throw new AccordError('INVALID_REQUEST', 'backup client went away')
+    const k = Buffer.from(key, 'utf8')
+    const chunk = Buffer.concat([u32(k.length), k, u32(value.length), value])
+    hash.update(chunk)
+    trailer.records++
+    trailer.bytes += chunk.length
+    if (key.startsWith('m!')) {
+      const meta = WorkflowMetaSchema.safeParse(unframeJson(key, value))
+      if (meta.success) trailer.workflows.push({ id: meta.data.id, head: meta.data.head })
+    }
+    await write(chunk)
+  }
+  trailer.sha256 = hash.digest('hex')
+  const body = Buffer.from(JSON.stringify(trailer))
+  res.end(Buffer.concat([u32(0), u32(body.length), body]))
+}
+
+/** Reads one length-prefixed stream incrementally; yields records, then the trailer. */
+async function * parseStream (chunks: AsyncIterable<Uint8Array>): AsyncGenerator<{ key: string, value: Uint8Array, raw: Buffer } | { trailer: unknown }> {
+  let buf = Buffer.alloc(0)
+  for await (const chunk of chunks) {
+    buf = buf.length === 0 ? Buffer.from(chunk) : Buffer.concat([buf, chunk])
+    for (;;) {
+      if (buf.length < 4) break
+      const keyLength = buf.readUInt32BE(0)
+      if (buf.length < 8 + keyLength) break
+      const valueLength = buf.readUInt32BE(4 + keyLength)
+      const end = 8 + keyLength + valueLength
+      if (buf.length < end) break
+      const raw = buf.subarray(0, end)
+      const value = Uint8Array.from(raw.subarray(8 + keyLength))
+      if (keyLength === 0) {
+        let trailer: unknown
+        try { trailer = JSON.parse(Buffer.from(value).toString('utf8')) } catch { trailer = null }
+        yield { trailer }
+      } else {
+        yield { key: raw.subarray(4, 4 + keyLength).toString('utf8'), value, raw: Buffer.from(raw) }
+      }
+      buf = buf.subarray(end)
+    }
+  }
+  if (buf.length > 0) throw new CorruptDataError('backup', `${buf.length} bytes after the last complete record`)
+}
+
+const isEmptyDir = async (dir: string): Promise<boolean> => {
+  try {
+    return (await readdir(dir)).length === 0
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return true
+    throw err
+  }
+}
+
+/** Client side: writes a backup stream into `dir`; nothing is left behind on failure. */
+export const writeBackup = async (chunks: AsyncIterable<Uint8Array>, dir: string, source: string): Promise<BackupManifest> => {
+  if (!await isEmptyDir(dir)) throw new AccordError('INVALID_REQUEST', `backup directory ${dir} is not empty`)
+  await mkdir(dir, { recursive: true })
+  const file = createWriteStream(path.join(dir, 'records.bin'))
+  const hash = createHash('sha256')
+  let records = 0
+  let bytes = 0
+  let trailer: BackupTrailer | null = null
+  try {
+    for await (const item of parseStream(chunks)) {
+      if ('trailer' in item) {
+        const parsed = BackupTrailerSchema.safeParse(item.trailer)
+        if (!parsed.success) throw new CorruptDataError('backup', 'invalid trailer')
+        trailer = parsed.data
+        continue
+      }
+      if (trailer !== null) throw new CorruptDataError('backup', 'records after the trailer')
+      hash.update(item.raw)
+      records++
+      bytes += item.raw.length
+      if (!file.write(item.raw)) await once(file, 'drain')
+    }
+    file.end()
+    await once(file, 'finish')
+    if (trailer === null) throw new CorruptDataError('backup', 'the stream ended without its trailer (server stopped mid-backup?)')
+    const sha256 = hash.digest('hex')
+    if (sha256 !== trailer.sha256 || records !== trailer.records || bytes !== trailer.bytes) {
+      throw new CorruptDataError('backup', `received ${records} records (sha256 ${sha256}), the server sent ${trailer.records} (sha256 ${trailer.sha256})`)
+    }
+    const manifest: BackupManifest = { format: BACKUP_FORMAT, createdAt: new Date().toISOString(), source, ...trailer }
+    await writeFile(path.join(dir, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n')
+    return manifest
+  } catch (err) {
+    file.destroy()
+    await rm(dir, { recursive: true, force: true })
+    throw err
+  }
+}
+
+export const readManifest = async (dir: string): Promise<BackupManifest> => {
+  let json: unknown
+  try {
+    json = JSON.parse(await readFile(path.join(dir, 'manifest.json'), 'utf8'))
+  } catch (err) {
+    throw new CorruptDataError(`${dir}/manifest.json`, `unreadable: ${(err as Error).message}`)
+  }
+  const parsed = BackupManifestSchema.safeParse(json)
+  if (!parsed.success) throw new CorruptDataError(`${dir}/manifest.json`, 'not an Accord backup manifest')
+  return parsed.data
+}
+
+/** Reads records.bin as a stream of records, checking the manifest's counts and SHA-256 at the end. */
+async function * backupRecords (dir: string, manifest: BackupManifest): AsyncGenerator<[string, Uint8Array]> {
+  const hash = createHash('sha256')
+  let records = 0
+  for await (const item of parseStream(createReadStream(path.join(dir, 'records.bin')))) {
+    if ('trailer' in item) throw new CorruptDataError('records.bin', 'unexpected trailer')
+    hash.update(item.raw)
+    records++
+    yield [item.key, item.value]
+  }
+  const sha256 = hash.digest('hex')
+  if (sha256 !== manifest.sha256 || records !== manifest.records) {
+    throw new CorruptDataError('records.bin', `sha256 ${sha256} over ${records} records does not match the manifest (${manifest.sha256}, ${manifest.records})`)
+  }
+}
+
+/**
+ * Restores a backup into `dataDir`, which must not exist or be empty. The records go into a
+ * sibling temp dir first; it becomes `dataDir` only after the checksums and verify pass.
+ */
+export const restoreBackup = async (dir: string, dataDir: string, encryptionKey?: Uint8Array): Promise<{ manifest: BackupManifest, report: VerifyReport }> => {
+  const manifest = await readManifest(dir)
+  const target = path.resolve(dataDir)
+  if (!await isEmptyDir(target)) throw new AccordError('INVALID_REQUEST', `${target} is not empty: restore into a new directory (or move the old one away)`)
+  const temp = `${target}.restoring-${process.pid}`
+  await rm(temp, { recursive: true, force: true })
+  try {
+    await importLevelRecords(temp, backupRecords(dir, manifest))
+    const store = await openLevelStore(temp, { encryptionKey })
+    let report: VerifyReport
+    try {
+      report = await verifyStore(store)
+      for (const w of manifest.workflows) {
+        const meta = await store.getMeta(w.id)
+        if (meta?.head !== w.head) report.problems.push({ workflowId: w.id, problem: `head ${meta?.head ?? 'missing'}, the manifest says ${w.head}` })
+      }
+    } finally {
+      await store.close()
+    }
+    if (report.problems.length > 0) {
+      await rm(temp, { recursive: true, force: true })
+      return { manifest, report }
+    }
+    await rm(target, { recursive: true, force: true })
+    await mkdir(path.dirname(target), { recursive: true })
+    await rename(temp, target)
+    return { manifest, report }
+  } catch (err) {
+    await rm(temp, { recursive: true, force: true })
+    throw err
+  }
+}
