@@ -1,6 +1,6 @@
 /**
  * Turns the results of a run into the markdown report (bench/results/bench.md), the target
- * verdicts, and the README section between `<!-- bench:start -->` and `<!-- bench:end -->`.
+ * verdicts, and the docs/benchmarks.md section between `<!-- bench:start -->` and `<!-- bench:end -->`.
  */
 import { readFile, writeFile } from 'node:fs/promises'
 import { describeMachine, type Busy, type MachineInfo } from './machine.ts'
@@ -147,7 +147,7 @@ const halfRateTable = (s: SaturationResult): string => {
   return lines.join('\n')
 }
 
-/** The table and verdicts (what the README shows). */
+/** The table and verdicts (what docs/benchmarks.md shows). */
 export const summaryMarkdown = (r: BenchResults): string => {
   const busy = Object.entries(r.busy).map(([k, b]) => `${k} ${b.otherCores.toFixed(2)}`).join(', ')
   const commits = Array.from(new Set(Object.values(r.commits ?? {})))
@@ -182,14 +182,14 @@ export const fullMarkdown = (r: BenchResults): string => {
   return parts.join('\n')
 }
 
-/** Replaces the README's bench section (between the markers) with the summary. */
-export const updateReadme = async (readmePath: string, r: BenchResults): Promise<boolean> => {
-  const text = await readFile(readmePath, 'utf8')
+/** Replaces the bench section of docs/benchmarks.md (between the markers) with the summary. */
+export const updateBenchmarkDoc = async (docPath: string, r: BenchResults): Promise<boolean> => {
+  const text = await readFile(docPath, 'utf8')
   const start = '<!-- bench:start -->'
   const end = '<!-- bench:end -->'
   const i = text.indexOf(start)
   const j = text.indexOf(end)
   if (i < 0 || j < i) return false
-  await writeFile(readmePath, text.slice(0, i + start.length) + '\n' + summaryMarkdown(r) + '\n' + text.slice(j))
+  await writeFile(docPath, text.slice(0, i + start.length) + '\n' + summaryMarkdown(r) + '\n' + text.slice(j))
   return true
 }

@@ -13,8 +13,8 @@
  *
  * Scenarios: limits, saturation (1), many (2), hot (3), cold (4), heap (5), history (6); cluster (7)
  * runs only when named (--only cluster: PostgreSQL + Redis, 1-3 servers, bench/results/cluster.md).
- * --report-only rewrites bench.md and the README section from bench.json.
- * Writes bench/results/bench.{json,md} and the README section between the bench markers.
+ * --report-only rewrites bench.md and the docs/benchmarks.md section from bench.json.
+ * Writes bench/results/bench.{json,md} and the docs/benchmarks.md section between the bench markers.
  */
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
@@ -25,7 +25,7 @@ import { measureLimits } from './limits.ts'
 import { machineInfo, startMeter, waitQuiet, describeHardware, describeMachine } from './machine.ts'
 import { formatSummary, summarise } from './profile.ts'
 import { diff, formatDiff, totals, type Totals } from './heap-diff.ts'
-import { evaluateTargets, fullMarkdown, summaryMarkdown, updateReadme, type BenchResults } from './report.ts'
+import { evaluateTargets, fullMarkdown, summaryMarkdown, updateBenchmarkDoc, type BenchResults } from './report.ts'
 import { runColdLoad } from './scenario-cold-load.ts'
 import { runHeap } from './scenario-heap.ts'
 import { runHistory } from './scenario-history.ts'
@@ -72,13 +72,13 @@ const selected = SCENARIOS.filter(s => wanted === undefined ? s.name !== 'cluste
 const log = (line: string): void => { process.stderr.write(line + '\n') }
 const resultsDir = path.join(root, 'bench/results')
 
-// Rewrites bench.md and the README section from bench.json, measuring nothing.
+// Rewrites bench.md and the docs/benchmarks.md section from bench.json, measuring nothing.
 if (values['report-only'] === true) {
   const saved = JSON.parse(await readFile(path.join(resultsDir, 'bench.json'), 'utf8')) as BenchResults
   saved.targets = evaluateTargets(saved)
   await writeFile(path.join(resultsDir, 'bench.json'), JSON.stringify(saved, null, 2) + '\n')
   await writeFile(path.join(resultsDir, 'bench.md'), fullMarkdown(saved))
-  await updateReadme(path.join(root, 'README.md'), saved)
+  await updateBenchmarkDoc(path.join(root, 'docs/benchmarks.md'), saved)
   process.stdout.write(summaryMarkdown(saved) + '\n')
   process.exit(0)
 }
@@ -147,7 +147,7 @@ merged.targets = evaluateTargets(merged)
 await mkdir(outDir, { recursive: true })
 await writeFile(path.join(outDir, `${base}.json`), JSON.stringify({ ...merged, errors: Object.keys(errors).length > 0 ? errors : undefined }, null, 2) + '\n')
 await writeFile(path.join(outDir, `${base}.md`), fullMarkdown(merged))
-if (!quick && await updateReadme(path.join(root, 'README.md'), merged)) log('README.md benchmark section updated')
+if (!quick && await updateBenchmarkDoc(path.join(root, 'docs/benchmarks.md'), merged)) log('docs/benchmarks.md benchmark section updated')
 process.stdout.write(summaryMarkdown(merged) + '\n')
 
 if (profileDir !== undefined) {
