@@ -14,8 +14,9 @@
  * was. Anything beyond that (trimmed entries, Redis restarted) is repaired from the store.
  */
 import { randomBytes } from 'node:crypto'
-import { Redis } from 'ioredis'
+import type { Redis } from 'ioredis'
 import { AccordError } from '../../src/model/errors.ts'
+import { importOptional } from '../optional-dependency.ts'
 import type { Logger } from '../ops/log.ts'
 import { decodeAwarenessMessage, decodeServerMessage, decodeVersion, encodeAwarenessMessage, encodeServerMessage, encodeVersion, type Bus, type BusHandlers } from './bus.ts'
 
@@ -55,16 +56,11 @@ export const createRedisBus = (opts: RedisBusOptions): Bus => {
   const held = new Set<string>()
   let renewTimer: ReturnType<typeof setInterval> | null = null
   const maxLen = opts.maxLen ?? 10_000
-  const connect = (name: string): Redis => {
-    // Auto-pipelining sends the commands of one event-loop turn (versions, forwards, acks) in one
-    // socket write: on a busy server that write per command is a large share of the CPU.
-    const r = new Redis(opts.url, { lazyConnect: true, maxRetriesPerRequest: null, enableAutoPipelining: name === 'cmd', connectionName: `accord-${name}-${serverId}` })
-    r.on('error', err => { opts.log.warn('redis error', { connection: name, error: err.message }) })
-    return r
-  }
-  const commands = connect('cmd')
-  const reader = connect('reader')
-  const subscriber = connect('sub')
+  // The three connections exist from start() on: ioredis is an optional peer, loaded only then.
+  let commands: Redis
+  let reader: Redis
+  let subscriber: Redis
+  let started = false
   let closed = false
   let loop: Promise<void> = Promise.resolve()
 
@@ -100,6 +96,18 @@ export const createRedisBus = (opts: RedisBusOptions): Bus => {
   }
 
   const start: Bus['start'] = async handlers => {
+    const { Redis } = await importOptional('ioredis', 'The Redis cluster bus', () => import('ioredis'))
+    const connect = (name: string): Redis => {
+      // Auto-pipelining sends the commands of one event-loop turn (versions, forwards, acks) in one
+      // socket write: on a busy server that write per command is a large share of the CPU.
+      const r = new Redis(opts.url, { lazyConnect: true, maxRetriesPerRequest: null, enableAutoPipelining: name === 'cmd', connectionName: `accord-${name}-${serverId}` })
+      r.on('error', err => { opts.log.warn('redis error', { connection: name, error: err.message }) })
+      return r
+    }
+    commands = connect('cmd')
+    reader = connect('reader')
+    subscriber = connect('sub')
+    started = true
     await Promise.all([commands.connect(), reader.connect(), subscriber.connect()])
     // Start reading at the stream's current end; the store covers anything older.
     const tail = await commands.xrevrange(stream, '+', '-', 'COUNT', 1)
@@ -202,6 +210,7 @@ export const createRedisBus = (opts: RedisBusOptions): Bus => {
     if (closed) return
     closed = true
     if (renewTimer !== null) clearInterval(renewTimer)
+    if (!started) return
     await Promise.all(Array.from(held).map(releaseWriter))
     reader.disconnect()
     await loop.catch(() => {})

@@ -11,13 +11,14 @@
  * statement or in a REPEATABLE READ transaction, so they see one point in time (no torn reads
  * while a workflow is archived). Archive and delete lock the workflow row.
  */
-import pg from 'pg'
+import type pg from 'pg'
 import type { ZodType } from 'zod'
 import { CorruptDataError, HeadMovedError, StorageError } from '../../src/model/errors.ts'
 import { ConflictRecordSchema, SnapshotRecordSchema, VersionRecordSchema, ViolationRecordSchema, type VersionRecord } from '../../src/model/schema.ts'
 import { compress, decodeChunk, decodeUpdates, decompress, encodeChunk, encodeUpdates, type Chunk } from '../../src/store/codec.ts'
 import { frame, frameJson, unframe } from '../../src/store/frame.ts'
 import * as keys from '../../src/store/keys.ts'
+import { importOptional } from '../optional-dependency.ts'
 import { migrate } from './postgres-migrations.ts'
 import { archivedRecordsAfter, archivedRecordsThrough, parseArchivedRecord, recordParser, wrapStorage as wrap } from '../../src/store/records.ts'
 import { WorkflowMetaSchema, type Keyframe, type Replay, type Store, type VersionEntry, type WorkflowMeta } from '../../src/store/store.ts'
@@ -82,8 +83,10 @@ export const openPostgresStore = async (url: string, options: PostgresStoreOptio
     conflicts: `${s}.conflicts`,
     violations: `${s}.violations`
   }
+  // pg is an optional peer: loaded here, on first use, so LevelDB users need not install it.
+  const { Pool } = (await importOptional('pg', 'PostgreSQL support', () => import('pg'))).default
   // allowExitOnIdle: idle connections never keep a process alive (the server does, while it runs).
-  const pool = new pg.Pool({ application_name: 'accord', allowExitOnIdle: true, ...options.pool, connectionString, max: options.max ?? options.pool?.max ?? 10 })
+  const pool = new Pool({ application_name: 'accord', allowExitOnIdle: true, ...options.pool, connectionString, max: options.max ?? options.pool?.max ?? 10 })
   // An idle client losing its connection must not crash the process; the next query reports it.
   pool.on('error', () => {})
   await wrap(`opening PostgreSQL store (schema ${schema})`, () => migrate(pool, schema, s)).catch(async (err: unknown) => {

@@ -28,6 +28,7 @@ export type AccordErrorCode =
   | 'HEAD_MOVED'
   | 'LIMIT_EXCEEDED'
   | 'NOT_SUPPORTED'
+  | 'MISSING_DEPENDENCY'
 
 export class AccordError extends Error {
   readonly code: AccordErrorCode
@@ -140,5 +141,18 @@ export class HeadMovedError extends AccordError {
     this.workflowId = workflowId
     this.expected = expected
     this.actual = actual
+  }
+}
+
+/**
+ * An optional engine's package is not installed (pg for PostgreSQL, ioredis for the Redis bus):
+ * they are optional peer dependencies, loaded only when a store URL or cluster option asks for them.
+ */
+export class MissingDependencyError extends AccordError {
+  readonly packageName: string
+  constructor (packageName: string, feature: string, options?: { cause?: unknown }) {
+    super('MISSING_DEPENDENCY', `${feature} needs the "${packageName}" package: npm install ${packageName}`, { packageName }, options)
+    this.name = 'MissingDependencyError'
+    this.packageName = packageName
   }
 }
