@@ -11,6 +11,7 @@ import * as decoding from 'lib0/decoding'
 import * as syncProtocol from 'y-protocols/sync'
 import * as awarenessProtocol from 'y-protocols/awareness'
 import { CloseCodes, type CloseCode } from '../../src/model/close-codes.ts'
+import { InvalidMessageError } from '../../src/model/errors.ts'
 import { MessageType, encodeFramed, readFramed } from '../../src/model/protocol.ts'
 import { ChangeMetaSchema, type ChangeMeta } from '../../src/model/schema.ts'
 import type { Logger } from '../ops/log.ts'
@@ -212,11 +213,11 @@ export class Connection implements Peer {
         case MessageType.auth:
           break
         case MessageType.describe:
-          if (!this.extended) throw new Error('extension message without announcing the extension')
+          if (!this.extended) throw new InvalidMessageError('extension message without announcing the extension')
           this.description = DescribeSchema.parse(readFramed(decoder, false).body)
           break
         case MessageType.request: {
-          if (!this.extended) throw new Error('extension message without announcing the extension')
+          if (!this.extended) throw new InvalidMessageError('extension message without announcing the extension')
           const { id, body } = readFramed(decoder, true)
           this.opts.onRequest(this, body).then(
             result => { this.send(encodeFramed(MessageType.response, id, { result: result ?? null })) },
@@ -229,7 +230,7 @@ export class Connection implements Peer {
           break
         }
         default:
-          throw new Error(`unknown message type ${type}`)
+          throw new InvalidMessageError(`unknown message type ${type}`)
       }
     } catch (err) {
       this.reject(CloseCodes.badMessage, (err as Error).message)
@@ -258,7 +259,7 @@ export class Connection implements Peer {
         this.applyUpdate(workflow, decoding.readVarUint8Array(decoder))
         break
       default:
-        throw new Error(`unknown sync message type ${syncType}`)
+        throw new InvalidMessageError(`unknown sync message type ${syncType}`)
     }
   }
 

@@ -9,43 +9,26 @@
  * acknowledged; clients re-sync on reconnect.
  */
 import * as Y from 'yjs'
-import * as encoding from 'lib0/encoding'
 import * as awarenessProtocol from 'y-protocols/awareness'
 import jsonpatch, { type Operation } from 'fast-json-patch'
-import { CloseCodes, type CloseCode } from '../../src/model/close-codes.ts'
+import { CloseCodes } from '../../src/model/close-codes.ts'
 import { AccordError, HeadMovedError } from '../../src/model/errors.ts'
 import { readState, setMapContents, stateRoot } from '../../src/model/json-yjs.ts'
 import { toPointer, type JsonObject } from '../../src/model/json.ts'
 import { RUNTIME_ROOTS, EVENTS_ROOT, isPaused, type AgentStatus } from '../../src/model/runtime.ts'
 import type { ZodType } from 'zod'
 import { eventsToOps } from '../../src/model/changes.ts'
-import { MessageType } from '../../src/model/protocol.ts'
 import type { ChangeMeta, ConflictRecord, VersionRecord } from '../../src/model/schema.ts'
 import { detectConflicts, type DetectedConflict } from '../history/conflicts.ts'
 import { pathMatches } from '../http/auth.ts'
 import type { Logger } from '../ops/log.ts'
 import type { Forward, ForwardedUpdate } from '../cluster/bus.ts'
-import { deliver, originAgent, relay, type Outgoing } from './fanout.ts'
+import { deliver, relay, type Outgoing } from './fanout.ts'
+import { encodeAwareness, originAgent, type ChangeOrigin, type Peer, type RemoteVersion } from './contracts.ts'
 import { emptyMeta, type Store, type WorkflowMeta } from '../../src/store/store.ts'
 import { QuotaExceededError, cutVersion, type Cut, type Pending } from './version-cut.ts'
 
-/** Who made a change, and why. Connections and server-side writers (restore, ...) both are. */
-export interface ChangeOrigin {
-  readonly agentId: string
-  /** The description (and tracing meta) for the update this origin is applying now. */
-  takeDescription?: () => { description?: string, meta?: ChangeMeta } | undefined
-}
-
-/** What a workflow needs from a connection. */
-export interface Peer extends ChangeOrigin {
-  readonly id: number
-  /** Speaks Accord's extension (gets author annotations). */
-  readonly extended: boolean
-  /** Paths this peer may write (JSON-pointer patterns), or null when unrestricted. */
-  readonly writePaths: string[] | null
-  send: (message: Uint8Array) => void
-  close: (code: CloseCode, detail?: string) => void
-}
+export { encodeAwareness, originAgent, type ChangeOrigin, type Peer, type RemoteVersion } from './contracts.ts'
 
 export interface WorkflowOptions {
   store: Store
@@ -113,20 +96,6 @@ class ForwardOrigin implements ChangeOrigin {
   }
 
   takeDescription = (): { description?: string, meta?: ChangeMeta } => ({ description: this.item.description, meta: this.item.meta })
-}
-
-/** A version another server stored: its record, the meta after it and its updates. */
-export interface RemoteVersion {
-  meta: WorkflowMeta
-  record: VersionRecord
-  updates: Uint8Array[]
-}
-
-export const encodeAwareness = (awareness: awarenessProtocol.Awareness, clients: number[]): Uint8Array => {
-  const enc = encoding.createEncoder()
-  encoding.writeVarUint(enc, MessageType.awareness)
-  encoding.writeVarUint8Array(enc, awarenessProtocol.encodeAwarenessUpdate(awareness, clients))
-  return encoding.toUint8Array(enc)
 }
 
 /**

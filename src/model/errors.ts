@@ -142,3 +142,11 @@ export class HeadMovedError extends AccordError {
     this.actual = actual
   }
 }
+
+/** A protocol message (WebSocket frame, bus message) that does not decode or breaks the protocol. */
+export class InvalidMessageError extends AccordError {
+  constructor (message: string, details?: unknown) {
+    super('INVALID_MESSAGE', message, details)
+    this.name = 'InvalidMessageError'
+  }
+}
