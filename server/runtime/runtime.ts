@@ -149,16 +149,11 @@ export const createRuntimeMonitor = (opts: MonitorOptions): RuntimeMonitor => {
     else deadlines.set(id, deadline)
   }
 
-  const checkOne = async (id: string, now: number): Promise<void> => {
-    const wf = await opts.registry.acquire(id)
-    try {
-      const events = enforceDeadlines(wf, opts.timeouts, now)
-      for (const e of events) opts.log.info('runtime deadline', { workflowId: id, ...e })
-      await wf.whenFlushed()
-    } finally {
-      opts.registry.release(wf)
-    }
-  }
+  const checkOne = (id: string, now: number): Promise<void> => opts.registry.with(id, async wf => {
+    const events = enforceDeadlines(wf, opts.timeouts, now)
+    for (const e of events) opts.log.info('runtime deadline', { workflowId: id, ...e })
+    await wf.whenFlushed()
+  })
 
   const check = async (now = Date.now()): Promise<void> => {
     if (running !== null) return running
