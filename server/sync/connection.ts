@@ -16,9 +16,7 @@ import { MessageType, encodeFramed, readFramed } from '../../src/model/protocol.
 import { ChangeMetaSchema, type ChangeMeta } from '../../src/model/schema.ts'
 import type { Logger } from '../ops/log.ts'
 import { ANONYMOUS, type Principal } from '../http/auth.ts'
-import { readState } from '../../src/model/json-yjs.ts'
 import { encodeAwareness, type Peer, type Workflow } from './workflow.ts'
-import { assertEncodableUpdate } from './update-check.ts'
 import { z } from 'zod'
 
 export interface ConnectionOptions {
@@ -105,7 +103,8 @@ export class Connection implements Peer {
     this.writePaths = principal.writePaths(this.workflowId)
   }
 
-  takeDescription (): { description?: string, meta?: ChangeMeta } | undefined {
+  /** What the peer announced (describe message) for its next update; taken by that update. */
+  private takeAnnounced (): { description?: string, meta?: ChangeMeta } | undefined {
     const d = this.description
     this.description = undefined
     return d
@@ -270,11 +269,7 @@ export class Connection implements Peer {
       if (structs.length > 0 || ds.clients.size > 0) this.reject(CloseCodes.forbidden, 'read-only token: updates are refused')
       return
     }
-    // A path-limited writer's change is checked against what was there before it.
-    const before = this.writePaths === null ? undefined : readState(workflow.doc)
-    assertEncodableUpdate(update)
-    Y.applyUpdate(workflow.doc, update, this)
-    workflow.checkRemoteWrite(this, before)
+    workflow.applyPeerUpdate(this, update, this.takeAnnounced())
   }
 
   private readonly onSocketClose = (): void => {

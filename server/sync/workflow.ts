@@ -27,6 +27,7 @@ import { deliver, relay, type Outgoing } from './fanout.ts'
 import { encodeAwareness, originAgent, type ChangeOrigin, type Peer, type RemoteVersion } from './contracts.ts'
 import { emptyMeta, type Store, type WorkflowMeta } from '../../src/store/store.ts'
 import { QuotaExceededError, cutVersion, type Cut, type Pending } from './version-cut.ts'
+import { assertEncodableUpdate } from './update-check.ts'
 
 export { encodeAwareness, originAgent, type ChangeOrigin, type Peer, type RemoteVersion } from './contracts.ts'
 
@@ -114,6 +115,11 @@ const trimContent = (doc: Y.Doc): void => {
 const prefixOps = (section: string, ops: Operation[]): Operation[] =>
   ops.map(op => ({ ...op, path: `/${section}${op.path}`, ...('from' in op ? { from: `/${section}${op.from}` } : {}) }) as Operation)
 
+/** The description and tracing meta a writer announced for its next update. */
+type Described = { description?: string, meta?: ChangeMeta }
+
+interface Applying { origin: unknown, described: Described | undefined, entry: Pending | undefined }
+
 const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
 
 export class Workflow {
@@ -147,6 +153,8 @@ export class Workflow {
   /** The newest version an acknowledgement named: flushed means the document reached it. */
   private ackedVersion = 0
   private settleWaiters: Array<() => void> = []
+  /** The update being applied by applyAs: its origin, description, and the pending entry it became. */
+  private applying: Applying | null = null
   private failed = false
   private destroyed = false
 
@@ -297,14 +305,36 @@ export class Workflow {
   get isFailed (): boolean { return this.failed }
 
   /**
-   * Called after a peer's update was applied: records a write made while the workflow is paused,
-   * and when the state no longer satisfies the schema, writes a compensating change restoring the
-   * last valid values (a Yjs update cannot be dropped: later updates depend on it). The two are
-   * persisted and broadcast together, so other peers never see the invalid state.
+   * Applies an update a peer sent (the connection has decoded it and admitted the peer as a
+   * writer), with the description and meta the peer announced for it, then checks it: a write
+   * made while the workflow is paused is recorded, a write outside the peer's paths is reverted,
+   * and when the state no longer satisfies the schema a compensating change restores the last
+   * valid values (a Yjs update cannot be dropped: later updates depend on it). The write and its
+   * compensation are persisted and broadcast together, so other peers never see the invalid state.
+   * Throws InvalidMessageError for an update Yjs could not store again (the connection closes).
    */
-  checkRemoteWrite (peer: Peer, before?: JsonObject): void {
-    const entry = this.pending[this.pending.length - 1]
-    if (entry === undefined || entry.origin !== peer || entry.ops.length === 0 || this.failed) return
+  applyPeerUpdate (peer: Peer, update: Uint8Array, described?: Described): void {
+    // A path-limited writer's change is checked against what was there before it.
+    const before = peer.writePaths === null ? undefined : readState(this.doc)
+    assertEncodableUpdate(update)
+    const entry = this.applyAs(peer, described, () => { Y.applyUpdate(this.doc, update, peer) })
+    if (entry !== undefined) this.checkPeerWrite(peer, entry, before)
+  }
+
+  /** Runs `fn` (which applies one update as `origin`) and returns the pending entry it became, if any. */
+  private applyAs (origin: unknown, described: Described | undefined, fn: () => void): Pending | undefined {
+    const applying: Applying = { origin, described, entry: undefined }
+    this.applying = applying
+    try {
+      fn()
+    } finally {
+      this.applying = null
+    }
+    return applying.entry
+  }
+
+  private checkPeerWrite (peer: Peer, entry: Pending, before: JsonObject | undefined): void {
+    if (entry.ops.length === 0 || this.failed) return
     const now = Date.now()
     const paths = Array.from(new Set(entry.ops.map(op => op.path)))
     if (isPaused(this.doc)) entry.violations.push({ kind: 'paused', agent: peer.agentId, paths, reverted: false, at: now })
@@ -335,11 +365,10 @@ export class Workflow {
   /** Writes `target` back as a server change glued to `entry` (stored and broadcast with it). */
   private compensate (entry: Pending, target: JsonObject, description: string): void {
     this.opts.log.warn('change reverted', { workflowId: this.id, description })
-    this.doc.transact(() => { setMapContents(stateRoot(this.doc), target) }, {
-      agentId: 'accord:validator',
-      takeDescription: () => ({ description })
-    } satisfies ChangeOrigin)
-    const compensation = this.pending[this.pending.length - 1]
+    const validator: ChangeOrigin = { agentId: 'accord:validator' }
+    const compensation = this.applyAs(validator, { description }, () => {
+      this.doc.transact(() => { setMapContents(stateRoot(this.doc), target) }, validator)
+    })
     if (compensation !== undefined && compensation !== entry) compensation.compensates = true
   }
 
@@ -371,8 +400,11 @@ export class Workflow {
       relay(this.peers.keys(), update, origin, origin.description)
       return
     }
-    const described = (origin as ChangeOrigin | null)?.takeDescription?.()
-    this.pending.push({ update, origin, ops, runtimeOps, conflicts, violations: [], description: described?.description, meta: described?.meta })
+    const applying = this.applying !== null && this.applying.origin === origin ? this.applying : null
+    const described = applying !== null ? applying.described : (origin as ChangeOrigin | null)?.takeDescription?.()
+    const entry: Pending = { update, origin, ops, runtimeOps, conflicts, violations: [], description: described?.description, meta: described?.meta }
+    this.pending.push(entry)
+    if (applying !== null) applying.entry = entry
     if (this.flushTimer === null) this.flushTimer = setImmediate(() => { this.flushNow() })
   }
 
@@ -562,9 +594,8 @@ export class Workflow {
     if (this.failed || this.destroyed) throw new AccordError('WORKFLOW_UNAVAILABLE', `workflow ${this.id} is not writable`)
     for (const item of forward.updates) {
       const origin = new ForwardOrigin(item)
-      Y.applyUpdate(this.doc, item.update, origin)
-      const entry = this.pending[this.pending.length - 1]
-      if (entry?.origin === origin) {
+      const entry = this.applyAs(origin, origin.takeDescription(), () => { Y.applyUpdate(this.doc, item.update, origin) })
+      if (entry !== undefined) {
         entry.violations = item.violations
         if (item.compensates) entry.compensates = true
       }
