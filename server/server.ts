@@ -392,15 +392,10 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
       }
       // Updates forwarded here are stored even if the lease moved meanwhile (the store keeps a
       // second writer safe); the workflow is loaded for it when it is not.
-      const storeForwarded = async (f: Forward): Promise<void> => {
-        const wf = await reg.acquire(f.workflowId)
-        try {
-          const version = await wf.applyForwarded(f)
-          clusterBus.acknowledge(f.from, { workflowId: f.workflowId, seq: f.seq, version })
-        } finally {
-          reg.release(wf)
-        }
-      }
+      const storeForwarded = (f: Forward): Promise<void> => reg.with(f.workflowId, async wf => {
+        const version = await wf.applyForwarded(f)
+        clusterBus.acknowledge(f.from, { workflowId: f.workflowId, seq: f.seq, version })
+      })
       await clusterBus.start({
         onVersion: v => {
           const wf = reg.get(v.record.workflowId)
@@ -425,14 +420,7 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
       maxBodySize: maxMessageSize,
       authenticate,
       schemaFor,
-      withWorkflow: async <T>(id: string, fn: (wf: Workflow) => Promise<T>): Promise<T> => {
-        const wf = await reg.acquire(id)
-        try {
-          return await fn(wf)
-        } finally {
-          reg.release(wf)
-        }
-      },
+      withWorkflow: <T>(id: string, fn: (wf: Workflow) => Promise<T>): Promise<T> => reg.with(id, fn),
       keepAliveMs: 15_000,
       streams
     }

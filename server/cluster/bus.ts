@@ -17,9 +17,10 @@
 import * as encoding from 'lib0/encoding'
 import * as decoding from 'lib0/decoding'
 import { z } from 'zod'
+import { InvalidMessageError } from '../../src/model/errors.ts'
 import { ChangeMetaSchema, VersionRecordSchema, ViolationRecordSchema } from '../../src/model/schema.ts'
 import { WorkflowMetaSchema } from '../../src/store/store.ts'
-import type { RemoteVersion } from '../sync/workflow.ts'
+import type { RemoteVersion } from '../sync/contracts.ts'
 
 export interface BusHandlers {
   /** A version another server stored. */
@@ -146,7 +147,7 @@ export const decodeServerMessage = (data: Uint8Array): { forward: Forward } | { 
   const dec = decoding.createDecoder(data)
   const kind = decoding.readVarUint(dec)
   if (kind === 1) return { ack: { workflowId: decoding.readVarString(dec), seq: decoding.readVarUint(dec), version: decoding.readVarUint(dec) } }
-  if (kind !== 0) throw new Error(`unknown server message ${kind}`)
+  if (kind !== 0) throw new InvalidMessageError(`unknown server message ${kind}`)
   const workflowId = decoding.readVarString(dec)
   const from = decoding.readVarString(dec)
   const seq = decoding.readVarUint(dec)

@@ -66,14 +66,7 @@ export const requireMeta = async (ctx: HistoryContext, id: string): Promise<Work
 }
 
 /** Runs `fn` with the workflow loaded (and held) in memory. */
-const withWorkflow = async <T>(ctx: HistoryContext, id: string, fn: (wf: Workflow) => Promise<T>): Promise<T> => {
-  const wf = await ctx.registry.acquire(id)
-  try {
-    return await fn(wf)
-  } finally {
-    ctx.registry.release(wf)
-  }
-}
+const withWorkflow = <T>(ctx: HistoryContext, id: string, fn: (wf: Workflow) => Promise<T>): Promise<T> => ctx.registry.with(id, fn)
 
 /** The newest durable version: flushes the loaded workflow first, if any. */
 const headVersion = async (ctx: HistoryContext, id: string): Promise<number> => {

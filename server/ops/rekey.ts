@@ -7,6 +7,7 @@
 import { rename, rm } from 'node:fs/promises'
 import path from 'node:path'
 import { createFramer } from '../../src/store/frame.ts'
+import { AccordError } from '../../src/model/errors.ts'
 import { importLevelRecords, KEYCHECK_KEY, openLevelStore } from '../../src/store/level.ts'
 import type { Store } from '../../src/store/store.ts'
 import { verifyStore, type VerifyReport } from './verify.ts'
@@ -22,7 +23,7 @@ export const rekeyStore = async (dataDir: string, oldKey: Uint8Array | undefined
   let source: Store | null = await openLevelStore(target, { encryptionKey: oldKey })
   try {
     const exported = source.exportRecords?.()
-    if (exported === undefined) throw new Error('the store cannot export its records')
+    if (exported === undefined) throw new AccordError('NOT_SUPPORTED', 'the store cannot export its records')
     async function * reframed (): AsyncGenerator<[string, Uint8Array]> {
       for await (const [key, value] of exported as AsyncIterable<[string, Uint8Array]>) {
         if (key === KEYCHECK_KEY) continue

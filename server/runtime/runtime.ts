@@ -3,7 +3,6 @@
  * two agents can never own one task), lease expiry, lifecycle timeouts, and the monitor that
  * finds overdue workflows, also ones no longer in memory (their next deadline is kept in meta).
  */
-import { randomBytes } from 'node:crypto'
 import { AccordError } from '../../src/model/errors.ts'
 import type { JsonValue } from '../../src/model/json.ts'
 import { setAt } from '../../src/model/json-yjs.ts'
@@ -85,7 +84,6 @@ export const failTask = async (wf: Workflow, agentId: string, taskId: string, er
   return failed
 }
 
-export const newTaskId = (): string => `task-${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`
 
 const appendEvents = (wf: Workflow, events: RuntimeEvent[]): void => {
   const log = eventsArray(wf.doc)
@@ -151,16 +149,11 @@ export const createRuntimeMonitor = (opts: MonitorOptions): RuntimeMonitor => {
     else deadlines.set(id, deadline)
   }
 
-  const checkOne = async (id: string, now: number): Promise<void> => {
-    const wf = await opts.registry.acquire(id)
-    try {
-      const events = enforceDeadlines(wf, opts.timeouts, now)
-      for (const e of events) opts.log.info('runtime deadline', { workflowId: id, ...e })
-      await wf.whenFlushed()
-    } finally {
-      opts.registry.release(wf)
-    }
-  }
+  const checkOne = (id: string, now: number): Promise<void> => opts.registry.with(id, async wf => {
+    const events = enforceDeadlines(wf, opts.timeouts, now)
+    for (const e of events) opts.log.info('runtime deadline', { workflowId: id, ...e })
+    await wf.whenFlushed()
+  })
 
   const check = async (now = Date.now()): Promise<void> => {
     if (running !== null) return running

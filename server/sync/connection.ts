@@ -11,13 +11,12 @@ import * as decoding from 'lib0/decoding'
 import * as syncProtocol from 'y-protocols/sync'
 import * as awarenessProtocol from 'y-protocols/awareness'
 import { CloseCodes, type CloseCode } from '../../src/model/close-codes.ts'
+import { InvalidMessageError } from '../../src/model/errors.ts'
 import { MessageType, encodeFramed, readFramed } from '../../src/model/protocol.ts'
 import { ChangeMetaSchema, type ChangeMeta } from '../../src/model/schema.ts'
 import type { Logger } from '../ops/log.ts'
 import { ANONYMOUS, type Principal } from '../http/auth.ts'
-import { readState } from '../../src/model/json-yjs.ts'
 import { encodeAwareness, type Peer, type Workflow } from './workflow.ts'
-import { assertEncodableUpdate } from './update-check.ts'
 import { z } from 'zod'
 
 export interface ConnectionOptions {
@@ -104,7 +103,8 @@ export class Connection implements Peer {
     this.writePaths = principal.writePaths(this.workflowId)
   }
 
-  takeDescription (): { description?: string, meta?: ChangeMeta } | undefined {
+  /** What the peer announced (describe message) for its next update; taken by that update. */
+  private takeAnnounced (): { description?: string, meta?: ChangeMeta } | undefined {
     const d = this.description
     this.description = undefined
     return d
@@ -212,11 +212,11 @@ export class Connection implements Peer {
         case MessageType.auth:
           break
         case MessageType.describe:
-          if (!this.extended) throw new Error('extension message without announcing the extension')
+          if (!this.extended) throw new InvalidMessageError('extension message without announcing the extension')
           this.description = DescribeSchema.parse(readFramed(decoder, false).body)
           break
         case MessageType.request: {
-          if (!this.extended) throw new Error('extension message without announcing the extension')
+          if (!this.extended) throw new InvalidMessageError('extension message without announcing the extension')
           const { id, body } = readFramed(decoder, true)
           this.opts.onRequest(this, body).then(
             result => { this.send(encodeFramed(MessageType.response, id, { result: result ?? null })) },
@@ -229,7 +229,7 @@ export class Connection implements Peer {
           break
         }
         default:
-          throw new Error(`unknown message type ${type}`)
+          throw new InvalidMessageError(`unknown message type ${type}`)
       }
     } catch (err) {
       this.reject(CloseCodes.badMessage, (err as Error).message)
@@ -258,7 +258,7 @@ export class Connection implements Peer {
         this.applyUpdate(workflow, decoding.readVarUint8Array(decoder))
         break
       default:
-        throw new Error(`unknown sync message type ${syncType}`)
+        throw new InvalidMessageError(`unknown sync message type ${syncType}`)
     }
   }
 
@@ -269,11 +269,7 @@ export class Connection implements Peer {
       if (structs.length > 0 || ds.clients.size > 0) this.reject(CloseCodes.forbidden, 'read-only token: updates are refused')
       return
     }
-    // A path-limited writer's change is checked against what was there before it.
-    const before = this.writePaths === null ? undefined : readState(workflow.doc)
-    assertEncodableUpdate(update)
-    Y.applyUpdate(workflow.doc, update, this)
-    workflow.checkRemoteWrite(this, before)
+    workflow.applyPeerUpdate(this, update, this.takeAnnounced())
   }
 
   private readonly onSocketClose = (): void => {

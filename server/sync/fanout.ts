@@ -7,7 +7,7 @@ import * as Y from 'yjs'
 import * as encoding from 'lib0/encoding'
 import * as syncProtocol from 'y-protocols/sync'
 import { MessageType, encodeFramed } from '../../src/model/protocol.ts'
-import type { ChangeOrigin, Peer } from './workflow.ts'
+import { originAgent, type Peer } from './contracts.ts'
 
 /** Most updates merged into one frame when relaying a version (Y.mergeUpdates grows faster than linearly). */
 const MERGE_MAX = 64
@@ -16,12 +16,6 @@ const MERGE_MAX = 64
 export interface Outgoing { update: Uint8Array, origin: unknown, description: string | undefined, skip: unknown[] }
 
 interface Run { items: Outgoing[], annotation: Uint8Array, message: Uint8Array }
-
-/** The agent an update's origin names ('accord' for the server's own writes). */
-export const originAgent = (origin: unknown): string =>
-  typeof origin === 'object' && origin !== null && typeof (origin as ChangeOrigin).agentId === 'string'
-    ? (origin as ChangeOrigin).agentId
-    : 'accord'
 
 export const encodeSyncUpdate = (update: Uint8Array): Uint8Array => {
   const enc = encoding.createEncoder()

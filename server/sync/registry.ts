@@ -28,6 +28,8 @@ export interface Registry {
   /** Loads (or reuses) a workflow and holds it until `release`. */
   acquire: (id: string) => Promise<Workflow>
   release: (workflow: Workflow) => void
+  /** Runs `fn` with the workflow loaded and held, and releases it after, whatever `fn` does. */
+  with: <T>(id: string, fn: (workflow: Workflow) => Promise<T>) => Promise<T>
   /** Ids of the workflows currently in memory (loading, loaded or being evicted). */
   loaded: () => string[]
   /**
@@ -189,5 +191,14 @@ export const createRegistry = (opts: RegistryOptions): Registry => {
 
   const all = (): Workflow[] => Array.from(entries.values()).flatMap(e => e.closing === null && e.workflow !== null ? [e.workflow] : [])
 
-  return { acquire, release, loaded: () => Array.from(entries.keys()), drop, get, all, close }
+  const withWorkflow = async <T>(id: string, fn: (workflow: Workflow) => Promise<T>): Promise<T> => {
+    const workflow = await acquire(id)
+    try {
+      return await fn(workflow)
+    } finally {
+      release(workflow)
+    }
+  }
+
+  return { acquire, release, with: withWorkflow, loaded: () => Array.from(entries.keys()), drop, get, all, close }
 }

@@ -60,14 +60,7 @@ const RIGHTS: Record<Method, Right> = {
 }
 
 /** Runs `fn` on the loaded workflow (loading it if needed) and releases it after. */
-const withLoaded = async <T>(ctx: history.HistoryContext, id: string, fn: (wf: Workflow) => Promise<T>): Promise<T> => {
-  const wf = await ctx.registry.acquire(id)
-  try {
-    return await fn(wf)
-  } finally {
-    ctx.registry.release(wf)
-  }
-}
+const withLoaded = <T>(ctx: history.HistoryContext, id: string, fn: (wf: Workflow) => Promise<T>): Promise<T> => ctx.registry.with(id, fn)
 
 const RequestSchema = z.object({ method: z.string(), params: z.unknown().optional() })
 

@@ -11,6 +11,7 @@
  * before any of the update's structs are integrated.
  */
 import * as Y from 'yjs'
+import { InvalidMessageError } from '../../src/model/errors.ts'
 
 const MAX = Number.MAX_SAFE_INTEGER
 
@@ -20,7 +21,7 @@ const isId = (value: unknown): value is Id =>
   typeof value === 'object' && value !== null && typeof (value as Id).client === 'number' && typeof (value as Id).clock === 'number'
 
 const checkId = (id: Id, what: string): void => {
-  if (!Number.isSafeInteger(id.client) || !Number.isSafeInteger(id.clock)) throw new Error(`${what} ${id.client}:${id.clock} is beyond ${MAX}`)
+  if (!Number.isSafeInteger(id.client) || !Number.isSafeInteger(id.clock)) throw new InvalidMessageError(`${what} ${id.client}:${id.clock} is beyond ${MAX}`)
 }
 
 /** Throws when `update` (v1) does not decode, or holds what Yjs could not encode or store again. */
@@ -28,9 +29,9 @@ export const assertEncodableUpdate = (update: Uint8Array): void => {
   const { structs, ds } = Y.decodeUpdate(update)
   for (const struct of structs) {
     checkId(struct.id, 'struct')
-    if (!(struct.id.clock + struct.length <= MAX)) throw new Error(`struct of client ${struct.id.client} ends beyond clock ${MAX}`)
+    if (!(struct.id.clock + struct.length <= MAX)) throw new InvalidMessageError(`struct of client ${struct.id.client} ends beyond clock ${MAX}`)
     // Yjs never writes an empty struct; integrating one breaks its struct store (lookups, encoding).
-    if (!(struct.length > 0)) throw new Error(`empty struct of client ${struct.id.client} at clock ${struct.id.clock}`)
+    if (!(struct.length > 0)) throw new InvalidMessageError(`empty struct of client ${struct.id.client} at clock ${struct.id.clock}`)
     if (struct instanceof Y.Item) {
       if (struct.origin !== null) checkId(struct.origin, 'origin')
       if (struct.rightOrigin !== null) checkId(struct.rightOrigin, 'right origin')
@@ -39,7 +40,7 @@ export const assertEncodableUpdate = (update: Uint8Array): void => {
   }
   for (const [client, items] of ds.clients) {
     for (const item of items) {
-      if (!Number.isSafeInteger(client) || !(item.clock + item.len <= MAX)) throw new Error(`deletion of client ${client} ends beyond clock ${MAX}`)
+      if (!Number.isSafeInteger(client) || !(item.clock + item.len <= MAX)) throw new InvalidMessageError(`deletion of client ${client} ends beyond clock ${MAX}`)
     }
   }
 }

@@ -4,7 +4,6 @@
  * the version record (author, description, RFC 6902 changes, snapshot, checksum), the meta after
  * it, numbered conflict and violation records, and every `keyframeEvery` versions a keyframe.
  */
-import { createHash } from 'node:crypto'
 import * as Y from 'yjs'
 import { toBase64 } from 'lib0/buffer'
 import jsonpatch, { type Operation } from 'fast-json-patch'
@@ -15,8 +14,9 @@ import { nextDeadline, type AgentStatus } from '../../src/model/runtime.ts'
 import type { ChangeMeta, ConflictRecord, JsonPatchOp, VersionRecord, ViolationRecord } from '../../src/model/schema.ts'
 import { AGENTS_ROOT } from '../../src/model/agents.ts'
 import type { DetectedConflict } from '../history/conflicts.ts'
-import { originAgent } from './fanout.ts'
+import { originAgent } from './contracts.ts'
 import type { WorkflowMeta } from '../../src/store/store.ts'
+import { checksumOf } from '../../src/store/checksum.ts'
 
 /** What a remote write did wrong, before it gets a number in the window's version. */
 export type ViolationDraft = Omit<ViolationRecord, 'id' | 'workflowId' | 'version'>
@@ -69,7 +69,7 @@ export class QuotaExceededError extends AccordError {
   }
 }
 
-export const checksumOf = (json: unknown): string => createHash('sha256').update(JSON.stringify(json)).digest('hex')
+export { checksumOf }
 
 /** Builds the next version from the document as it is now (synchronously). */
 export const cutVersion = ({ id, doc, meta: previous, batch, keyframeEvery, quotaBytes, timeouts, diffFrom }: CutInput): Cut => {

@@ -9,43 +9,27 @@
  * acknowledged; clients re-sync on reconnect.
  */
 import * as Y from 'yjs'
-import * as encoding from 'lib0/encoding'
 import * as awarenessProtocol from 'y-protocols/awareness'
 import jsonpatch, { type Operation } from 'fast-json-patch'
-import { CloseCodes, type CloseCode } from '../../src/model/close-codes.ts'
+import { CloseCodes } from '../../src/model/close-codes.ts'
 import { AccordError, HeadMovedError } from '../../src/model/errors.ts'
 import { readState, setMapContents, stateRoot } from '../../src/model/json-yjs.ts'
 import { toPointer, type JsonObject } from '../../src/model/json.ts'
 import { RUNTIME_ROOTS, EVENTS_ROOT, isPaused, type AgentStatus } from '../../src/model/runtime.ts'
 import type { ZodType } from 'zod'
 import { eventsToOps } from '../../src/model/changes.ts'
-import { MessageType } from '../../src/model/protocol.ts'
 import type { ChangeMeta, ConflictRecord, VersionRecord } from '../../src/model/schema.ts'
 import { detectConflicts, type DetectedConflict } from '../history/conflicts.ts'
 import { pathMatches } from '../http/auth.ts'
 import type { Logger } from '../ops/log.ts'
 import type { Forward, ForwardedUpdate } from '../cluster/bus.ts'
-import { deliver, originAgent, relay, type Outgoing } from './fanout.ts'
+import { deliver, relay, type Outgoing } from './fanout.ts'
+import { encodeAwareness, originAgent, type ChangeOrigin, type Peer, type RemoteVersion } from './contracts.ts'
 import { emptyMeta, type Store, type WorkflowMeta } from '../../src/store/store.ts'
 import { QuotaExceededError, cutVersion, type Cut, type Pending } from './version-cut.ts'
+import { assertEncodableUpdate } from './update-check.ts'
 
-/** Who made a change, and why. Connections and server-side writers (restore, ...) both are. */
-export interface ChangeOrigin {
-  readonly agentId: string
-  /** The description (and tracing meta) for the update this origin is applying now. */
-  takeDescription?: () => { description?: string, meta?: ChangeMeta } | undefined
-}
-
-/** What a workflow needs from a connection. */
-export interface Peer extends ChangeOrigin {
-  readonly id: number
-  /** Speaks Accord's extension (gets author annotations). */
-  readonly extended: boolean
-  /** Paths this peer may write (JSON-pointer patterns), or null when unrestricted. */
-  readonly writePaths: string[] | null
-  send: (message: Uint8Array) => void
-  close: (code: CloseCode, detail?: string) => void
-}
+export { encodeAwareness, originAgent, type ChangeOrigin, type Peer, type RemoteVersion } from './contracts.ts'
 
 export interface WorkflowOptions {
   store: Store
@@ -115,20 +99,6 @@ class ForwardOrigin implements ChangeOrigin {
   takeDescription = (): { description?: string, meta?: ChangeMeta } => ({ description: this.item.description, meta: this.item.meta })
 }
 
-/** A version another server stored: its record, the meta after it and its updates. */
-export interface RemoteVersion {
-  meta: WorkflowMeta
-  record: VersionRecord
-  updates: Uint8Array[]
-}
-
-export const encodeAwareness = (awareness: awarenessProtocol.Awareness, clients: number[]): Uint8Array => {
-  const enc = encoding.createEncoder()
-  encoding.writeVarUint(enc, MessageType.awareness)
-  encoding.writeVarUint8Array(enc, awarenessProtocol.encodeAwarenessUpdate(awareness, clients))
-  return encoding.toUint8Array(enc)
-}
-
 /**
  * Yjs decodes each JSON value into an array grown by push, which reserves room for 17 entries
  * (about 150 bytes) to hold usually one: copied to its exact size, a loaded 1 KB workflow takes
@@ -144,6 +114,11 @@ const trimContent = (doc: Y.Doc): void => {
 
 const prefixOps = (section: string, ops: Operation[]): Operation[] =>
   ops.map(op => ({ ...op, path: `/${section}${op.path}`, ...('from' in op ? { from: `/${section}${op.from}` } : {}) }) as Operation)
+
+/** The description and tracing meta a writer announced for its next update. */
+type Described = { description?: string, meta?: ChangeMeta }
+
+interface Applying { origin: unknown, described: Described | undefined, entry: Pending | undefined }
 
 const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
 
@@ -178,6 +153,8 @@ export class Workflow {
   /** The newest version an acknowledgement named: flushed means the document reached it. */
   private ackedVersion = 0
   private settleWaiters: Array<() => void> = []
+  /** The update being applied by applyAs: its origin, description, and the pending entry it became. */
+  private applying: Applying | null = null
   private failed = false
   private destroyed = false
 
@@ -328,14 +305,36 @@ export class Workflow {
   get isFailed (): boolean { return this.failed }
 
   /**
-   * Called after a peer's update was applied: records a write made while the workflow is paused,
-   * and when the state no longer satisfies the schema, writes a compensating change restoring the
-   * last valid values (a Yjs update cannot be dropped: later updates depend on it). The two are
-   * persisted and broadcast together, so other peers never see the invalid state.
+   * Applies an update a peer sent (the connection has decoded it and admitted the peer as a
+   * writer), with the description and meta the peer announced for it, then checks it: a write
+   * made while the workflow is paused is recorded, a write outside the peer's paths is reverted,
+   * and when the state no longer satisfies the schema a compensating change restores the last
+   * valid values (a Yjs update cannot be dropped: later updates depend on it). The write and its
+   * compensation are persisted and broadcast together, so other peers never see the invalid state.
+   * Throws InvalidMessageError for an update Yjs could not store again (the connection closes).
    */
-  checkRemoteWrite (peer: Peer, before?: JsonObject): void {
-    const entry = this.pending[this.pending.length - 1]
-    if (entry === undefined || entry.origin !== peer || entry.ops.length === 0 || this.failed) return
+  applyPeerUpdate (peer: Peer, update: Uint8Array, described?: Described): void {
+    // A path-limited writer's change is checked against what was there before it.
+    const before = peer.writePaths === null ? undefined : readState(this.doc)
+    assertEncodableUpdate(update)
+    const entry = this.applyAs(peer, described, () => { Y.applyUpdate(this.doc, update, peer) })
+    if (entry !== undefined) this.checkPeerWrite(peer, entry, before)
+  }
+
+  /** Runs `fn` (which applies one update as `origin`) and returns the pending entry it became, if any. */
+  private applyAs (origin: unknown, described: Described | undefined, fn: () => void): Pending | undefined {
+    const applying: Applying = { origin, described, entry: undefined }
+    this.applying = applying
+    try {
+      fn()
+    } finally {
+      this.applying = null
+    }
+    return applying.entry
+  }
+
+  private checkPeerWrite (peer: Peer, entry: Pending, before: JsonObject | undefined): void {
+    if (entry.ops.length === 0 || this.failed) return
     const now = Date.now()
     const paths = Array.from(new Set(entry.ops.map(op => op.path)))
     if (isPaused(this.doc)) entry.violations.push({ kind: 'paused', agent: peer.agentId, paths, reverted: false, at: now })
@@ -366,11 +365,10 @@ export class Workflow {
   /** Writes `target` back as a server change glued to `entry` (stored and broadcast with it). */
   private compensate (entry: Pending, target: JsonObject, description: string): void {
     this.opts.log.warn('change reverted', { workflowId: this.id, description })
-    this.doc.transact(() => { setMapContents(stateRoot(this.doc), target) }, {
-      agentId: 'accord:validator',
-      takeDescription: () => ({ description })
-    } satisfies ChangeOrigin)
-    const compensation = this.pending[this.pending.length - 1]
+    const validator: ChangeOrigin = { agentId: 'accord:validator' }
+    const compensation = this.applyAs(validator, { description }, () => {
+      this.doc.transact(() => { setMapContents(stateRoot(this.doc), target) }, validator)
+    })
     if (compensation !== undefined && compensation !== entry) compensation.compensates = true
   }
 
@@ -402,8 +400,11 @@ export class Workflow {
       relay(this.peers.keys(), update, origin, origin.description)
       return
     }
-    const described = (origin as ChangeOrigin | null)?.takeDescription?.()
-    this.pending.push({ update, origin, ops, runtimeOps, conflicts, violations: [], description: described?.description, meta: described?.meta })
+    const applying = this.applying !== null && this.applying.origin === origin ? this.applying : null
+    const described = applying !== null ? applying.described : (origin as ChangeOrigin | null)?.takeDescription?.()
+    const entry: Pending = { update, origin, ops, runtimeOps, conflicts, violations: [], description: described?.description, meta: described?.meta }
+    this.pending.push(entry)
+    if (applying !== null) applying.entry = entry
     if (this.flushTimer === null) this.flushTimer = setImmediate(() => { this.flushNow() })
   }
 
@@ -593,9 +594,8 @@ export class Workflow {
     if (this.failed || this.destroyed) throw new AccordError('WORKFLOW_UNAVAILABLE', `workflow ${this.id} is not writable`)
     for (const item of forward.updates) {
       const origin = new ForwardOrigin(item)
-      Y.applyUpdate(this.doc, item.update, origin)
-      const entry = this.pending[this.pending.length - 1]
-      if (entry?.origin === origin) {
+      const entry = this.applyAs(origin, origin.takeDescription(), () => { Y.applyUpdate(this.doc, item.update, origin) })
+      if (entry !== undefined) {
         entry.violations = item.violations
         if (item.compensates) entry.compensates = true
       }

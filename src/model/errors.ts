@@ -156,3 +156,11 @@ export class MissingDependencyError extends AccordError {
     this.packageName = packageName
   }
 }
+
+/** A protocol message (WebSocket frame, bus message) that does not decode or breaks the protocol. */
+export class InvalidMessageError extends AccordError {
+  constructor (message: string, details?: unknown) {
+    super('INVALID_MESSAGE', message, details)
+    this.name = 'InvalidMessageError'
+  }
+}

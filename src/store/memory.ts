@@ -3,6 +3,7 @@
  * encoded or compressed. For benchmarks ("Accord with persistence switched off", see
  * bench/run.ts) and tests; data lives as long as the process.
  */
+import { CorruptDataError, HeadMovedError } from '../model/errors.ts'
 import type { ConflictRecord, SnapshotRecord, VersionRecord, ViolationRecord } from '../model/schema.ts'
 import type { Replay, Store, VersionEntry, WorkflowMeta } from './store.ts'
 
@@ -61,8 +62,16 @@ export const createMemoryStore = (): Store => {
     getMeta: async id => metas.get(id) ?? null,
     putMeta: async meta => { metas.set(meta.id, meta) },
     commit: async (id, c) => {
-      const d = of(id)
       const v = c.record.version
+      // The same head check as every backend (the contract): a version follows the stored head,
+      // a retry of the commit that landed is a no-op, anything else lost to another writer.
+      const head = metas.get(id)?.head ?? 0
+      if (head !== v - 1) {
+        const stored = head === v ? data.get(id)?.ver.get(v) : undefined
+        if (stored !== undefined && JSON.stringify(stored) === JSON.stringify(c.record)) return
+        throw new HeadMovedError(id, v - 1, head)
+      }
+      const d = of(id)
       d.log.set(v, c.updates)
       d.ver.set(v, c.record)
       if (c.keyframe !== undefined) d.kf.set(v, c.keyframe)
@@ -116,11 +125,11 @@ export const createMemoryStore = (): Store => {
     archive: async (id, from, to) => {
       const d = of(id)
       const keyframe = from === 0 ? null : d.kf.get(from) ?? null
-      if (from !== 0 && keyframe === null) throw new Error(`no keyframe at version ${from} of ${id}`)
+      if (from !== 0 && keyframe === null) throw new CorruptDataError(`${id} keyframe`, `no keyframe at version ${from}`)
       const range = entries(d, from, to)
       const records = range.map(e => {
         const record = d.ver.get(e.version)
-        if (record === undefined) throw new Error(`version record ${e.version} of ${id} missing`)
+        if (record === undefined) throw new CorruptDataError(`${id} version`, `version record ${e.version} missing`)
         return record
       })
       for (const e of range) {
