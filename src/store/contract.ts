@@ -394,7 +394,7 @@ export const storeContract = (name: string, open: () => Promise<Backend>, option
     // Only backends that hold bytes can be damaged underneath (the memory store holds objects).
     if (options.corruption !== false) it('corruption: a flipped byte is CorruptDataError on read and reported by scan, other workflows unaffected', async () => {
       const corrupt = b.corrupt
-      if (corrupt === undefined) throw new Error(`${name}: the corruption case needs the backend's corrupt() (or pass { corruption: false })`)
+      if (corrupt === undefined) expect.fail(`${name}: the corruption case needs the backend's corrupt() (or pass { corruption: false })`)
       const w = new Writer('wf-bad', 5)
       await w.write(b.store, 13, { conflictEvery: 2, violationEvery: 3 })
       await b.store.archive('wf-bad', 0, 5)
