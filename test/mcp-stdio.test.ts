@@ -140,7 +140,8 @@ describe('accord mcp (stdio)', () => {
     expect((await mcp.client.listResources()).resources.map(r => r.uri)).toEqual(['accord://workflows/wf-1'])
     const read = await mcp.client.readResource({ uri: 'accord://workflows/wf-1' })
     expect(JSON.parse((read.contents[0] as { text: string }).text)).toEqual({ status: 'draft', items: [1, 2] })
-    await expect(mcp.client.readResource({ uri: 'accord://workflows/wf-nope' })).rejects.toThrow(/NOT_FOUND|not found|no workflow/i)
+    await expect(mcp.client.readResource({ uri: 'accord://workflows/wf-nope' })).rejects.toMatchObject({ code: -32002, message: expect.stringContaining('NOT_FOUND') })
+    await expect(mcp.client.subscribeResource({ uri: 'accord://workflows/wf-nope' })).rejects.toMatchObject({ code: -32002 })
 
     await mcp.client.subscribeResource({ uri: 'accord://workflows/wf-1' })
     const other = sdkAgent(srv.url, 'wf-1', 'codex', { token: await token('codex', ['write:*']) })

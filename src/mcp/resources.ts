@@ -30,8 +30,21 @@ export interface ResourceSubscriptions {
   close: () => void
 }
 
-export const registerResources = (server: McpServer, sdk: Pick<McpSdk, 'ResourceTemplate' | 'SubscribeRequestSchema' | 'UnsubscribeRequestSchema'>, ctx: ToolContext): ResourceSubscriptions => {
+/** MCP's "resource not found" error code (-32002); other refusals are invalid params. */
+const RESOURCE_NOT_FOUND = -32002
+const INVALID_PARAMS = -32602
+
+export const registerResources = (server: McpServer, sdk: Pick<McpSdk, 'ResourceTemplate' | 'SubscribeRequestSchema' | 'UnsubscribeRequestSchema' | 'McpError'>, ctx: ToolContext): ResourceSubscriptions => {
   const { api, handles } = ctx
+  // Resource calls have no tool-error form: a refusal is a JSON-RPC error naming the Accord code.
+  const refusing = async <T>(fn: () => Promise<T>): Promise<T> => {
+    try {
+      return await fn()
+    } catch (err) {
+      if (!(err instanceof AccordError)) throw err
+      throw new sdk.McpError(err.code === 'NOT_FOUND' ? RESOURCE_NOT_FOUND : INVALID_PARAMS, `${err.code}: ${err.message}`, { code: err.code, details: err.details ?? null })
+    }
+  }
   const template = new sdk.ResourceTemplate(`${RESOURCE_PREFIX}{workflowId}`, {
     list: async () => ({
       resources: (await api.list()).map(w => ({ uri: resourceUri(w.workflowId), name: w.workflowId, mimeType: 'application/json', description: `state of workflow ${w.workflowId} (version ${w.version})` }))
@@ -41,14 +54,14 @@ export const registerResources = (server: McpServer, sdk: Pick<McpSdk, 'Resource
     title: 'Workflow state',
     description: 'The JSON state of an Accord workflow; subscribe to hear about every new version.',
     mimeType: 'application/json'
-  }, async uri => {
+  }, uri => refusing(async () => {
     const reply = await api.read(workflowOf(uri.href))
     return { contents: [{ uri: uri.href, mimeType: 'application/json', text: JSON.stringify(reply.state), _meta: { version: reply.version } }] }
-  })
+  }))
 
   const subscriptions = new Map<string, () => void>()
   server.server.registerCapabilities({ resources: { subscribe: true } })
-  server.server.setRequestHandler(sdk.SubscribeRequestSchema, async request => {
+  server.server.setRequestHandler(sdk.SubscribeRequestSchema, request => refusing(async () => {
     const uri = request.params.uri
     if (subscriptions.has(uri)) return {}
     const handle = await handles.get(workflowOf(uri))
@@ -57,7 +70,7 @@ export const registerResources = (server: McpServer, sdk: Pick<McpSdk, 'Resource
     // Answer only once the server streams to us: an edit right after the reply is not missed.
     await stop.ready
     return {}
-  })
+  }))
   server.server.setRequestHandler(sdk.UnsubscribeRequestSchema, async request => {
     subscriptions.get(request.params.uri)?.()
     subscriptions.delete(request.params.uri)

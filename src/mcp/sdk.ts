@@ -30,6 +30,7 @@ const load = async () => {
     SubscribeRequestSchema: types.SubscribeRequestSchema,
     UnsubscribeRequestSchema: types.UnsubscribeRequestSchema,
     isInitializeRequest: types.isInitializeRequest,
+    McpError: types.McpError,
     StdioServerTransport: stdio.StdioServerTransport,
     StreamableHTTPServerTransport: http.StreamableHTTPServerTransport
   }
