@@ -12,7 +12,7 @@ import { api } from './helpers/http.ts'
 import { call, closeMcpClients, connectHttp, errorCode } from './helpers/mcp.ts'
 import { mintToken } from '../server/http/auth.ts'
 
-useServers() // kills the spawned server and removes temp dirs after each test
+const { start } = useServers() // also kills the spawned servers and removes temp dirs after each test
 afterEach(closeMcpClients)
 const secret = 'mcp-http-secret'
 const token = (agentId: string, scopes: string[]): Promise<string> => mintToken({ secret, agentId, scopes })
@@ -95,5 +95,28 @@ describe('accord serve --mcp (Streamable HTTP)', () => {
     const plain = await post(mcpUrl, auth)
     expect(plain.status).toBe(200)
     await plain.body?.cancel()
+  })
+
+  it('closes sessions that went idle', async () => {
+    const srv = await start({ mcp: { idleMs: 200 } })
+    const mcpUrl = `http://127.0.0.1:${srv.port}/mcp`
+    const opened = await post(mcpUrl, { 'x-accord-agent': 'idler' })
+    expect(opened.status).toBe(200)
+    const sessionId = opened.headers.get('mcp-session-id') as string
+    await opened.body?.cancel()
+    const list = { 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-06-18', 'x-accord-agent': 'idler' }
+    await waitFor(async () => (await post(mcpUrl, list, { jsonrpc: '2.0', id: 2, method: 'ping' })).status === 404, { what: 'idle session closed', intervalMs: 700 }) // each poll is activity: slower than idleMs
+
+  })
+
+  it('without auth, X-Accord-Agent names the author; closing the server ends its sessions', async () => {
+    const srv = await start({ mcp: {} })
+    const mcpUrl = `http://127.0.0.1:${srv.port}/mcp`
+    expect((await api(`http://127.0.0.1:${srv.port}`, 'POST', '/v1/workflows', { body: { workflowId: 'wf-2', state: { a: 0 } } })).status).toBe(201)
+    const mcp = await connectHttp(mcpUrl, { 'x-accord-agent': 'local-agent' })
+    expect((await call(mcp, 'apply_patch', { workflowId: 'wf-2', ops: [{ op: 'replace', path: '/a', value: 1 }] })).body).toMatchObject({ version: 2, state: { a: 1 } })
+    expect((await srv.server.history('wf-2', { limit: 1 }))[0]?.author).toBe('local-agent')
+    await srv.stop()
+    await expect(call(mcp, 'list_workflows')).rejects.toThrow()
   })
 })

@@ -24,6 +24,8 @@ export interface McpEndpointOptions {
   allowedOrigins?: string[]
   /** Open MCP sessions at once (default 1000); more are refused with 429 until one ends. */
   maxSessions?: number
+  /** A session with no request and no open stream for this long is closed (default 30 min). */
+  idleMs?: number
 }
 
 export interface McpEndpointDeps {
@@ -42,6 +44,9 @@ export interface McpEndpoint {
 
 interface Session {
   agentId: string
+  /** Requests in flight, including open GET event streams. */
+  active: number
+  lastSeen: number
   mcp: AccordMcp
   transport: InstanceType<McpSdk['StreamableHTTPServerTransport']>
 }
@@ -88,6 +93,18 @@ export const createMcpEndpoint = async (deps: McpEndpointDeps): Promise<McpEndpo
   const sessions = new Map<string, Session>()
   const maxSessions = deps.options.maxSessions ?? 1000
   let closed = false
+  const idleMs = deps.options.idleMs ?? 30 * 60_000
+  // Clients that vanish without DELETE would otherwise keep their session and its sockets forever.
+  const sweep = setInterval(() => {
+    const now = Date.now()
+    for (const [id, s] of sessions) {
+      if (s.active > 0 || now - s.lastSeen < idleMs) continue
+      sessions.delete(id)
+      deps.log.info('closing idle MCP session', { agent: s.agentId })
+      void s.transport.close().catch(() => {}).then(() => s.mcp.close())
+    }
+  }, Math.min(idleMs, 60_000))
+  sweep.unref()
 
   const open = async (req: http.IncomingMessage, res: http.ServerResponse, principal: Principal, token: string | undefined, body: unknown): Promise<void> => {
     if (sessions.size >= maxSessions) {
@@ -97,7 +114,7 @@ export const createMcpEndpoint = async (deps: McpEndpointDeps): Promise<McpEndpo
     const mcp = await createAccordMcpServer({ url: deps.url(), token, agentId: principal.agentId, sdk })
     const transport: Session['transport'] = new sdk.StreamableHTTPServerTransport({
       sessionIdGenerator: randomUUID,
-      onsessioninitialized: id => { sessions.set(id, { agentId: principal.agentId, mcp, transport }) }
+      onsessioninitialized: id => { sessions.set(id, { agentId: principal.agentId, mcp, transport, active: 0, lastSeen: Date.now() }) }
     })
     transport.onclose = () => {
       if (transport.sessionId !== undefined) sessions.delete(transport.sessionId)
@@ -140,6 +157,12 @@ export const createMcpEndpoint = async (deps: McpEndpointDeps): Promise<McpEndpo
           refuse(res, 403, 'FORBIDDEN', `the MCP session belongs to another agent than ${principal.agentId}`)
           return
         }
+        session.active++
+        session.lastSeen = Date.now()
+        res.once('close', () => {
+          session.active--
+          session.lastSeen = Date.now()
+        })
         await session.transport.handleRequest(req, res)
         return
       }
@@ -169,6 +192,7 @@ export const createMcpEndpoint = async (deps: McpEndpointDeps): Promise<McpEndpo
     handle,
     close: async () => {
       closed = true
+      clearInterval(sweep)
       const all = Array.from(sessions.values())
       sessions.clear()
       await Promise.all(all.map(async s => {

@@ -64,12 +64,22 @@ export const registerResources = (server: McpServer, sdk: Pick<McpSdk, 'Resource
   server.server.setRequestHandler(sdk.SubscribeRequestSchema, request => refusing(async () => {
     const uri = request.params.uri
     if (subscriptions.has(uri)) return {}
-    const handle = await handles.get(workflowOf(uri))
-    const stop = handle.subscribe({}, () => { void server.server.sendResourceUpdated({ uri }).catch(() => {}) })
-    subscriptions.set(uri, stop)
-    // Answer only once the server streams to us: an edit right after the reply is not missed.
-    await stop.ready
-    return {}
+    const id = workflowOf(uri)
+    // Held while the handle opens, so a repeated subscribe does not subscribe twice.
+    let cancelled = false
+    subscriptions.set(uri, () => { cancelled = true })
+    try {
+      const handle = await handles.get(id)
+      if (cancelled) return {}
+      const stop = handle.subscribe({}, () => { void server.server.sendResourceUpdated({ uri }).catch(() => {}) })
+      subscriptions.set(uri, stop)
+      // Answer only once the server streams to us: an edit right after the reply is not missed.
+      await stop.ready
+      return {}
+    } catch (err) {
+      subscriptions.delete(uri)
+      throw err
+    }
   }))
   server.server.setRequestHandler(sdk.UnsubscribeRequestSchema, async request => {
     subscriptions.get(request.params.uri)?.()
