@@ -10,6 +10,7 @@ import { sdkAgent } from './helpers/clients.ts'
 import { waitFor } from './helpers/wait.ts'
 import { api } from './helpers/http.ts'
 import { call, closeMcpClients, connectStdio, errorCode } from './helpers/mcp.ts'
+import { runAccord } from './helpers/child.ts'
 import { mintToken } from '../server/http/auth.ts'
 
 const { start } = useServers()
@@ -160,5 +161,14 @@ describe('accord mcp (stdio)', () => {
     other.update(s => { s.status = 'third' })
     await waitFor(() => mcp.updated.length > seen, { what: 'notification after resubscribing' })
     expect(mcp.updated.length).toBe(seen + 1)
+  })
+
+  it('exits 2 with its usage on a bad option, 0 on --help', async () => {
+    const bad = await runAccord(['mcp', '--bogus'])
+    expect(bad.code).toBe(2)
+    expect(bad.stderr).toMatch(/Unknown option '--bogus'[\s\S]*--server <url>/)
+    expect(bad.stdout).toBe('')
+    const help = await runAccord(['mcp', '--help'])
+    expect(help).toMatchObject({ code: 0, stdout: expect.stringContaining('--token <jwt>') })
   })
 })

@@ -7,7 +7,6 @@
 import { parseArgs } from 'node:util'
 import { createAccordMcpServer } from '../../src/mcp/server.ts'
 import { loadMcpSdk } from '../../src/mcp/sdk.ts'
-import { AccordError } from '../../src/model/errors.ts'
 
 export const MCP_USAGE = `  mcp                       Serve MCP (Model Context Protocol) over stdio for MCP clients
     --server <url>          Accord server (default ws://127.0.0.1:1234)
@@ -15,13 +14,15 @@ export const MCP_USAGE = `  mcp                       Serve MCP (Model Context P
     --agent <id>            Agent id on servers without auth (default mcp)
 `
 
-/** Runs until stdin closes or SIGINT / SIGTERM; returns the exit code. */
+/** Runs until stdin closes or SIGINT / SIGTERM; returns the exit code (2: usage error). */
 export const mcpCommand = async (args: string[]): Promise<number> => {
   let values: Record<string, string | boolean | undefined>
   try {
     values = parseArgs({ args, options: { server: { type: 'string' }, token: { type: 'string' }, agent: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, strict: true }).values
   } catch (err) {
-    throw new AccordError('INVALID_REQUEST', (err as Error).message)
+    // A usage error: exit 2, as every other command.
+    process.stderr.write(`accord: ${(err as Error).message}\n\nUsage: accord mcp [options]\n\n${MCP_USAGE}`)
+    return 2
   }
   if (values.help === true) {
     process.stdout.write(`Usage: accord mcp [options]\n\n${MCP_USAGE}`)
