@@ -36,6 +36,7 @@ import type { Bus, Forward } from './cluster/bus.ts'
 import { createRedisBus } from './cluster/bus-redis.ts'
 import type { Store, WorkflowMeta } from '../src/store/store.ts'
 import type { Workflow, WorkflowOptions } from './sync/workflow.ts'
+import { createMcpEndpoint, MCP_PATH, type McpEndpoint, type McpEndpointOptions } from './http/mcp-endpoint.ts'
 
 /** Return a value to override the CRDT's pick (recorded as a resolution), or undefined to keep it. */
 export type ConflictResolver = (conflict: ConflictRecord) => { value: JsonValue } | undefined | Promise<{ value: JsonValue } | undefined>
@@ -103,6 +104,8 @@ export interface ServerOptions {
   auth?: AuthOptions
   /** A logger, or options for the built-in JSON logger. */
   log?: Logger | LoggerOptions
+  /** Serve MCP (Model Context Protocol, Streamable HTTP) at /mcp; needs the optional @modelcontextprotocol/sdk. */
+  mcp?: McpEndpointOptions
 }
 
 export interface AccordServer {
@@ -180,6 +183,8 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
   let reconcileTimer: ReturnType<typeof setInterval> | null = null
   let httpServer: http.Server | null = null
   let wss: WebSocketServer | null = null
+  let mcp: McpEndpoint | null = null
+  let selfUrl = ''
   let sweepTimer: ReturnType<typeof setInterval> | null = null
   let state: 'new' | 'listening' | 'closing' | 'closed' = 'new'
   const connections = new Set<Connection>()
@@ -424,6 +429,7 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
       keepAliveMs: 15_000,
       streams
     }
+    if (options.mcp !== undefined) mcp = await createMcpEndpoint({ url: () => selfUrl, authenticate, log, maxBodySize: maxMessageSize, options: options.mcp })
     const server = http.createServer((req, res) => {
       void handleHttp(req, res, httpCtx)
     })
@@ -449,6 +455,7 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
     sweepTimer.unref()
     const addr = server.address() as AddressInfo
     const url = `ws://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`
+    selfUrl = url
     log.info('accord listening', { url, dataDir: ownsStore ? path.resolve(options.dataDir ?? './data') : undefined, auth: verifier !== null })
     if (verifier === null) log.warn('no auth configured: listening on loopback only, and every local client may read and write every workflow')
     return { host: addr.address, port: addr.port, url }
@@ -480,6 +487,8 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
         if (verifier !== null) await httpCtx.authenticate(bearer(req.headers.authorization), null)
         const registry = (metrics as Metrics).registry
         res.writeHead(200, { 'content-type': registry.contentType }).end(await registry.metrics())
+      } else if (mcp !== null && pathname === MCP_PATH) {
+        await mcp.handle(req, res)
       } else if (!await handleApi(httpCtx, req, res)) {
         sendError(res, new AccordError('NOT_FOUND', `no route ${pathname}`))
       }
@@ -491,6 +500,7 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
   const close = async (): Promise<void> => {
     if (state === 'closed' || state === 'closing') return
     state = 'closing'
+    await mcp?.close()
     for (const stream of Array.from(streams)) stream.end()
     if (sweepTimer !== null) clearInterval(sweepTimer)
     if (reconcileTimer !== null) clearInterval(reconcileTimer)

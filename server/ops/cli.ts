@@ -35,10 +35,15 @@ Commands:
     --max-connections-per-workflow <n>   (default unlimited; more are closed with 4503)
     --rate-limit <n>        Updates per second per connection (default unlimited; over it: 4429)
     --auth-secret <s>       Require HS256 tokens signed with this secret (or env ACCORD_AUTH_SECRET)
+    --mcp                   Also serve MCP (Streamable HTTP) at /mcp, behind the same auth
   get <workflowId>          Print a workflow's JSON state
     --server <url>          Server address (default ws://127.0.0.1:1234)
     --token <jwt>           Token for servers with auth (or env ACCORD_TOKEN)
     --timeout <ms>          Give up after this long (default 10000)
+  mcp                       Serve MCP (Model Context Protocol) over stdio for MCP clients
+    --server <url>          Accord server (default ws://127.0.0.1:1234)
+    --token <jwt>           Token; its sub is the agent id of every write (or env ACCORD_TOKEN)
+    --agent <id>            Agent id on servers without auth (default mcp)
   verify                    Check every stored record and each workflow's history; exit 1 on problems
     --data <dir>            LevelDB directory (default ./data; the server must be stopped)
     --store <url>           postgres://...[?schema=name] instead (servers may keep running)
@@ -105,6 +110,7 @@ const serve = async (args: string[]): Promise<number> => {
     sync: { type: 'boolean' },
     'encryption-key-file': { type: 'string' },
     'bus-prefix': { type: 'string' },
+    mcp: { type: 'boolean' },
     store: { type: 'string' } // postgres://... (hidden, for benchmarks: memory switches persistence off)
   })
   const storeUrl = values.store as string | undefined
@@ -133,7 +139,8 @@ const serve = async (args: string[]): Promise<number> => {
     maxLoadedWorkflows: optionalInt('max-workflows', values['max-workflows']),
     maxConnectionsPerWorkflow: optionalInt('max-connections-per-workflow', values['max-connections-per-workflow']),
     rateLimit: values['rate-limit'] === undefined ? undefined : { perSecond: toInt('rate-limit', values['rate-limit'], 0) },
-    cluster: busUrl === undefined ? undefined : { redisUrl: busUrl, prefix: values['bus-prefix'] as string | undefined }
+    cluster: busUrl === undefined ? undefined : { redisUrl: busUrl, prefix: values['bus-prefix'] as string | undefined },
+    mcp: values.mcp === true ? {} : undefined
   })
   const { url } = await server.listen().catch(async err => { await pgStore?.close(); throw err })
   process.stdout.write(`accord serving on ${url}\n`)
@@ -320,6 +327,8 @@ export const main = async (argv: string[]): Promise<number> => {
         return await restore(rest)
       case 'rekey':
         return await rekey(rest)
+      case 'mcp':
+        return await (await import('./mcp-command.ts')).mcpCommand(rest)
       case undefined:
       case '-h':
       case '--help':
