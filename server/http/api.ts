@@ -17,6 +17,7 @@ import {
 import { ChangeMetaSchema, JsonPatchOpSchema, SnapshotKindSchema } from '../../src/model/schema.ts'
 import { assertWorkflowId } from '../../src/model/workflow-id.ts'
 import { ForbiddenError, pathMatches, type Principal, type Right } from './auth.ts'
+import { ifMatch, intArg } from './args.ts'
 import type { ChangeFeed } from '../sync/feed.ts'
 import * as history from '../history/history.ts'
 import type { Logger } from '../ops/log.ts'
@@ -149,7 +150,27 @@ const write = async (wf: Workflow, r: Request, fallback: string, fn: () => void)
 
 const id = (r: Request): string => assertWorkflowId(r.params.id as string)
 
-const Version = z.coerce.number().int().nonnegative()
+/** An optional integer query parameter, checked by intArg. */
+const queryInt = (r: Request, name: string, min: number, max: number, maxName?: string): number | undefined => {
+  const raw = r.url.searchParams.get(name)
+  return raw === null ? undefined : intArg(`?${name}`, raw, min, max, maxName)
+}
+
+/** The newest durable version of the workflow (flushed first when it is loaded). */
+const headOf = async (r: Request): Promise<number> => {
+  const wid = id(r)
+  const meta = await history.requireMeta(r.ctx, wid)
+  const wf = r.ctx.registry.get(wid)
+  if (wf === undefined) return meta.head
+  await wf.whenFlushed()
+  return wf.head
+}
+
+/** A version argument: 0 up to the head. */
+const versionArg = async (r: Request, name: string, value: unknown): Promise<number> => intArg(name, value, 0, await headOf(r), 'the head version')
+
+/** Body `version` fields: any JSON value here, so a wrong one gets the same 400 as a query parameter. */
+const OptionalVersion = z.unknown().optional()
 
 const stateOf = async (r: Request): Promise<{ version: number, state: JsonObject }> => {
   const wid = id(r)
@@ -179,7 +200,14 @@ route('POST', '/v1/workflows', 'write', async r => {
   const state = (body.state ?? {}) as JsonObject
   assertJson(state)
   checkSchema(r.ctx, wid, state)
-  const version = await r.ctx.withWorkflow(wid, wf => write(wf, r, 'created over HTTP', () => { setMapContents(stateRoot(wf.doc), state) }))
+  const version = await r.ctx.withWorkflow(wid, async wf => {
+    const v = await write(wf, r, 'created over HTTP', () => { setMapContents(stateRoot(wf.doc), state) })
+    // An empty state writes no update, so no version and no stored meta: store the meta itself,
+    // or the workflow would be missing from the list. Head checked in the same turn as the put,
+    // so a version cut (which makes its meta current synchronously) cannot be overwritten.
+    if (await r.ctx.store.getMeta(wid) === null && wf.head === 0) await r.ctx.store.putMeta(wf.currentMeta)
+    return v
+  })
   r.res.statusCode = 201
   return { workflowId: wid, version, state }
 })
@@ -196,7 +224,7 @@ const checkSchema = (ctx: HttpContext, wid: string, state: JsonObject): void => 
 route('GET', '/v1/workflows/:id', 'read', async r => {
   const versionParam = r.url.searchParams.get('version')
   if (versionParam !== null) {
-    const version = parse(Version, versionParam)
+    const version = await versionArg(r, '?version', versionParam)
     const state = await history.stateAt(r.ctx, id(r), version)
     r.res.setHeader('etag', etag(version))
     return { workflowId: id(r), version, state }
@@ -227,9 +255,9 @@ route('PATCH', '/v1/workflows/:id', 'write', async r => {
   }
   return r.ctx.withWorkflow(wid, async wf => {
     await wf.whenFlushed()
-    const match = r.req.headers['if-match']
-    if (match !== undefined && match !== '*' && match !== etag(wf.head)) {
-      throw precondition(`version moved: If-Match ${match}, current ${etag(wf.head)}`)
+    const match = ifMatch(r.req.headers['if-match'])
+    if (match !== null && !match.includes(wf.head)) {
+      throw precondition(`version moved: If-Match expected the current version ${etag(wf.head)}, got ${match.map(etag).join(', ')}`)
     }
     const next = applyPatchToJson(readState(wf.doc), ops.data)
     assertJson(next)
@@ -247,21 +275,26 @@ route('DELETE', '/v1/workflows/:id', 'admin', async r => {
 })
 
 route('GET', '/v1/workflows/:id/history', 'read', async r => {
-  const q = parse(z.object({ limit: Version.optional(), before: Version.optional() }), Object.fromEntries(r.url.searchParams))
-  return history.history(r.ctx, id(r), q)
+  const limit = queryInt(r, 'limit', 1, 1000)
+  const beforeParam = r.url.searchParams.get('before')
+  // before = head + 1 pages from the newest version, like no `before` at all.
+  const before = beforeParam === null ? undefined : intArg('?before', beforeParam, 1, await headOf(r) + 1, 'the head version + 1')
+  return history.history(r.ctx, id(r), { limit, before })
 })
 
 route('GET', '/v1/workflows/:id/diff', 'read', async r => {
-  const q = parse(z.object({ from: Version, to: Version }), Object.fromEntries(r.url.searchParams))
-  return history.diff(r.ctx, id(r), q.from, q.to)
+  const from = await versionArg(r, '?from', r.url.searchParams.get('from') ?? undefined)
+  const to = await versionArg(r, '?to', r.url.searchParams.get('to') ?? undefined)
+  return history.diff(r.ctx, id(r), from, to)
 })
 
 route('GET', '/v1/workflows/:id/snapshots', 'read', async r => history.listSnapshots(r.ctx, id(r)))
 
 route('POST', '/v1/workflows/:id/snapshots', 'write', async r => {
-  const body = parse(z.object({ name: z.string().min(1).max(200), kind: SnapshotKindSchema.optional(), description: z.string().max(2000).optional(), version: z.number().int().nonnegative().optional() }), await readBody(r))
+  const body = parse(z.object({ name: z.string().min(1).max(200), kind: SnapshotKindSchema.optional(), description: z.string().max(2000).optional(), version: OptionalVersion }), await readBody(r))
+  const version = body.version === undefined ? undefined : await versionArg(r, 'version', body.version)
   r.res.statusCode = 201
-  return history.createSnapshot(r.ctx, id(r), { ...body, by: r.principal.agentId })
+  return history.createSnapshot(r.ctx, id(r), { ...body, version, by: r.principal.agentId })
 })
 
 route('DELETE', '/v1/workflows/:id/snapshots/:snapshotId', 'admin', async r => {
@@ -271,14 +304,16 @@ route('DELETE', '/v1/workflows/:id/snapshots/:snapshotId', 'admin', async r => {
 })
 
 route('POST', '/v1/workflows/:id/restore', 'write', async r => {
-  const body = parse(z.object({ version: z.number().int().nonnegative().optional(), snapshotId: z.string().optional() }), await readBody(r))
-  return history.restore(r.ctx, id(r), { ...body, by: r.principal.agentId })
+  const body = parse(z.object({ version: OptionalVersion, snapshotId: z.string().optional() }), await readBody(r))
+  const version = body.version === undefined ? undefined : await versionArg(r, 'version', body.version)
+  return history.restore(r.ctx, id(r), { ...body, version, by: r.principal.agentId })
 })
 
 route('POST', '/v1/workflows/:id/fork', 'admin', async r => {
-  const body = parse(z.object({ version: z.number().int().nonnegative().optional() }), await readBody(r))
+  const body = parse(z.object({ version: OptionalVersion }), await readBody(r))
+  const version = body.version === undefined ? undefined : await versionArg(r, 'version', body.version)
   r.res.statusCode = 201
-  return history.fork(r.ctx, id(r), { ...body, by: r.principal.agentId })
+  return history.fork(r.ctx, id(r), { version, by: r.principal.agentId })
 })
 
 route('POST', '/v1/workflows/:id/promote', 'admin', async r => history.promote(r.ctx, id(r), { by: r.principal.agentId }))
@@ -381,9 +416,16 @@ route('POST', '/v1/workflows/:id/tasks/:taskId/fail', 'write', async r => {
 const events = async (r: Request): Promise<void> => {
   const wid = id(r)
   const meta = await history.requireMeta(r.ctx, wid)
-  const resumeFrom = r.req.headers['last-event-id'] ?? r.url.searchParams.get('after') ?? undefined
-  const after = resumeFrom === undefined ? meta.head : parse(Version, resumeFrom)
+  const lastEventId = r.req.headers['last-event-id']
+  const afterParam = r.url.searchParams.get('after')
+  const head = await headOf(r)
+  const after = lastEventId !== undefined
+    ? intArg('Last-Event-ID', lastEventId, 0, head, 'the head version')
+    : afterParam !== null ? intArg('?after', afterParam, 0, head, 'the head version') : meta.head
   const path = r.url.searchParams.get('path') ?? undefined
+  if (path !== undefined && path !== '' && !path.startsWith('/')) {
+    throw new HttpError('INVALID_REQUEST', `?path must be a JSON pointer ("" or starting with /), got ${JSON.stringify(path)}`, { parameter: '?path', got: path })
+  }
   const { res } = r
   res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' })
   res.write(`retry: 1000\n: accord change stream for ${wid} after version ${after}\n\n`)
@@ -408,8 +450,11 @@ export const handleApi = async (ctx: HttpContext, req: http.IncomingMessage, res
   try {
     const header = req.headers.authorization
     const claimed = req.headers['x-accord-agent']
-    const principal = await ctx.authenticate(header?.startsWith('Bearer ') === true ? header.slice(7).trim() : undefined, typeof claimed === 'string' ? claimed : null)
     const isEvents = /^\/v1\/workflows\/[^/]+\/events$/.test(url.pathname)
+    // EventSource cannot send headers: the SSE stream takes the token as ?token=, as WebSockets do.
+    const bearer = header?.startsWith('Bearer ') === true ? header.slice(7).trim() : undefined
+    const token = bearer ?? (isEvents ? url.searchParams.get('token') ?? undefined : undefined)
+    const principal = await ctx.authenticate(token, typeof claimed === 'string' ? claimed : null)
     if (isEvents && req.method === 'GET') {
       const wid = decode(url.pathname.split('/')[3] as string, 'the path')
       if (!principal.can(wid, 'read')) throw new ForbiddenError(`${principal.agentId} may not read ${wid}`)
