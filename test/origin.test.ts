@@ -3,10 +3,13 @@
  * with `Host: evil.example` (and its own Origin). Such requests, HTTP and WebSocket, are refused;
  * loopback clients and listed origins keep working.
  */
+import { spawn } from 'node:child_process'
 import http from 'node:http'
+import path from 'node:path'
 import { describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
 import { useServers } from './helpers/use-servers.ts'
+import { tempDir } from './helpers/server.ts'
 import { api } from './helpers/http.ts'
 import { mintToken } from '../server/http/auth.ts'
 import { createServer } from '../server/server.ts'
@@ -110,4 +113,29 @@ describe('DNS rebinding protection (no auth)', () => {
     const reply = await raw(authed.port, 'GET', '/v1/workflows', { host: 'accord.example.com', origin: 'https://dashboard.example.com', authorization: `Bearer ${token}` })
     expect(reply.status).toBe(200)
   })
+
+  it('accord serve --allow-origin (repeatable) lets those pages in (needs npm run build)', async () => {
+    const data = await tempDir('accord-origin-cli-')
+    const cli = path.resolve(import.meta.dirname, '../bin/accord.js')
+    const child = spawn(process.execPath, [cli, 'serve', '--port', '0', '--data', data, '--log-level', 'silent', '--allow-origin', 'https://app.example', '--allow-origin', 'https://b.example'], { stdio: ['ignore', 'pipe', 'pipe'] })
+    const exited = new Promise(resolve => { child.on('exit', resolve) })
+    try {
+      let out = ''
+      const port = await new Promise<number>((resolve, reject) => {
+        child.stdout.on('data', (d: Buffer) => {
+          out += d.toString()
+          const m = /accord serving on ws:\/\/127\.0\.0\.1:(\d+)/.exec(out)
+          if (m !== null) resolve(Number(m[1]))
+        })
+        child.on('exit', code => { reject(new Error(`accord serve exited with ${String(code)}: ${out}`)) })
+      })
+      const host = `127.0.0.1:${port}`
+      expect((await raw(port, 'GET', '/v1/workflows', { host, origin: 'https://app.example' })).status).toBe(200)
+      expect((await raw(port, 'GET', '/v1/workflows', { host, origin: 'https://b.example' })).status).toBe(200)
+      expect((await raw(port, 'GET', '/v1/workflows', { host, origin: 'https://c.example' })).status).toBe(403)
+    } finally {
+      child.kill('SIGTERM')
+      await exited
+    }
+  }, 30_000)
 })
