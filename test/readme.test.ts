@@ -150,7 +150,7 @@ describe('the README extractor', () => {
       { line: 13, lang: '', code: 'plain', noRun: null }
     ])
     expect(shellCommands(blocks[1]!.code)).toEqual([{ offset: 0, command: 'npx accord serve' }, { offset: 1, command: 'echo "a # b" c' }])
-    expect(rewriteAddresses("url: 'ws://127.0.0.1:1234', h: 'http://localhost:1234/v1'", 4321)).toBe("url: 'ws://127.0.0.1:4321', h: 'http://127.0.0.1:4321/v1'")
+    expect(rewriteAddresses("url: 'ws://127.0.0.1:1234', h: 'http://localhost:1234/v1', port: 1234", 4321)).toBe("url: 'ws://127.0.0.1:4321', h: 'http://127.0.0.1:4321/v1', port: 0")
   })
 })
 

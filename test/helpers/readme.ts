@@ -71,6 +71,10 @@ export const shellCommands = (code: string): Array<{ offset: number, command: st
   return out
 }
 
-/** Rewrites the README's default addresses (port 1234) to a test server's. */
-export const rewriteAddresses = (text: string, port: number): string =>
-  text.replace(/\b(wss?|https?):\/\/(?:127\.0\.0\.1|localhost):1234\b/g, (_, scheme: string) => `${scheme}://127.0.0.1:${port}`)
+/**
+ * Rewrites the README's default addresses (port 1234) to a test server's, and a server a block
+ * starts itself on port 1234 to a free port (`port: 0`), so blocks never collide with a real one.
+ */
+export const rewriteAddresses = (text: string, port: number): string => text
+  .replace(/\b(wss?|https?):\/\/(?:127\.0\.0\.1|localhost):1234\b/g, (_, scheme: string) => `${scheme}://127.0.0.1:${port}`)
+  .replace(/\bport: 1234\b/g, 'port: 0')
