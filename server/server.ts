@@ -26,9 +26,11 @@ import { createLogger, type Logger, type LoggerOptions } from './ops/log.ts'
 import { createRegistry, type Registry } from './sync/registry.ts'
 import { archiveOldVersions, type RetentionPolicy } from '../src/store/retention.ts'
 import { handleRequest } from './sync/rpc.ts'
-import { handleApi, sendError } from './http/api.ts'
+import { handleApi } from './http/api.ts'
+import { sendError } from './http/router.ts'
 import { createMetrics, type Metrics } from './ops/metrics.ts'
-import { ANONYMOUS, createVerifier, type AuthOptions, type Principal, type Verifier } from './http/auth.ts'
+import { ANONYMOUS, ForbiddenError, createVerifier, redactToken, type AuthOptions, type Principal, type Verifier } from './http/auth.ts'
+import { createOriginGuard } from './http/origin.ts'
 import { createRuntimeMonitor, type RuntimeMonitor } from './runtime/runtime.ts'
 import { openLevelStore } from '../src/store/level.ts'
 import { streamBackup } from './ops/backup.ts'
@@ -102,6 +104,11 @@ export interface ServerOptions {
   schemas?: Record<string, ZodType> | ((workflowId: string) => ZodType | undefined)
   /** Require signed tokens (JWT) on every WebSocket and HTTP request. Without it the server only listens on loopback. */
   auth?: AuthOptions
+  /**
+   * Without auth: browser origins (scheme://host[:port]) allowed besides loopback pages. Requests
+   * with a non-loopback Host, or an Origin neither loopback nor listed, are refused (403 / 4403).
+   */
+  allowedOrigins?: string[]
   /** A logger, or options for the built-in JSON logger. */
   log?: Logger | LoggerOptions
   /** Serve MCP (Model Context Protocol, Streamable HTTP) at /mcp; needs the optional @modelcontextprotocol/sdk. */
@@ -269,7 +276,7 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
       params = url.searchParams
     } catch {}
     if (!isValidWorkflowId(id)) {
-      log.warn('rejected connection', { reason: 'invalid workflow id', path: req.url?.slice(0, 200) })
+      log.warn('rejected connection', { reason: 'invalid workflow id', path: redactToken(req.url ?? '').slice(0, 200) })
       ws.close(CloseCodes.invalidWorkflowId.code, CloseCodes.invalidWorkflowId.reason)
       return
     }
@@ -430,7 +437,16 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
       streams
     }
     if (options.mcp !== undefined) mcp = await createMcpEndpoint({ url: () => selfUrl, authenticate, log, maxBodySize: maxMessageSize, options: options.mcp })
+
+    // Without auth, every local client is trusted: keep web pages (DNS rebinding) out.
+    const guard = verifier === null ? createOriginGuard({ allowedOrigins: options.allowedOrigins }) : () => null
     const server = http.createServer((req, res) => {
+      const refusal = guard(req)
+      if (refusal !== null) {
+        log.warn('refused request', { reason: refusal, method: req.method })
+        sendError(res, new ForbiddenError(refusal))
+        return
+      }
       void handleHttp(req, res, httpCtx)
     })
     // ws enforces a hard ceiling while reading (1009); our own check gives 4413 below it.
@@ -440,7 +456,16 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
         socket.destroy()
         return
       }
-      sockets.handleUpgrade(req, socket, head, ws => { onConnection(ws, req, reg) })
+      const refusal = guard(req)
+      sockets.handleUpgrade(req, socket, head, ws => {
+        if (refusal === null) {
+          onConnection(ws, req, reg)
+          return
+        }
+        // Upgraded only to say why: a 4403 is final for clients, a failed upgrade is retried.
+        log.warn('rejected connection', { reason: refusal })
+        ws.close(CloseCodes.forbidden.code, Buffer.from(refusal).subarray(0, 123).toString('utf8').replace(/\uFFFD$/, ''))
+      })
     })
     httpServer = server
     wss = sockets

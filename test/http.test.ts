@@ -72,7 +72,7 @@ describe('HTTP API', () => {
       ['wrong content type', api(b, 'PATCH', '/v1/workflows/wf-s', { raw: '[]', headers: { 'content-type': 'text/plain' } }), 400, 'INVALID_REQUEST'],
       ['too large', api(b, 'PATCH', '/v1/workflows/wf-s', { raw: JSON.stringify([{ op: 'add', path: '/big', value: 'x'.repeat(5000) }]), headers: JP }), 413, 'MESSAGE_TOO_LARGE'],
       ['bad query', api(b, 'GET', '/v1/workflows/wf-s/diff?from=a&to=1'), 400, 'INVALID_REQUEST'],
-      ['unknown version', api(b, 'GET', '/v1/workflows/wf-s?version=99'), 404, 'NOT_FOUND'],
+      ['version past the head (a wrong argument, issue 17)', api(b, 'GET', '/v1/workflows/wf-s?version=99'), 400, 'INVALID_REQUEST'],
       ['invalid transition', api(b, 'POST', '/v1/workflows/wf-s/agents/x/transition', { body: { to: 'resuming' } }), 409, 'INVALID_TRANSITION'],
       ['method not allowed', api(b, 'PUT', '/v1/workflows/wf-s'), 400, 'INVALID_REQUEST']
     ]

@@ -66,6 +66,9 @@ export const parseScope = (scope: string): Grant => {
   return { right, workflow: globToRegExp(workflow), paths: path === '' ? null : [path] }
 }
 
+/** A URL (or path + query) with the value of any `token` query parameter replaced, for logs. */
+export const redactToken = (url: string): string => url.replace(/([?&]token=)[^&#]*/gi, '$1[redacted]')
+
 /** Anyone, when auth is not configured. */
 export const ANONYMOUS = (agentId: string): Principal => ({ agentId, can: () => true, writePaths: () => null })
 

@@ -31,6 +31,7 @@ Commands:
     --bus <url>             redis://host:port: run as one of several servers on the same --store
     --bus-prefix <p>        Redis key prefix (default accord:), one per cluster
     --log-level <level>     debug | info | warn | error | silent (default info)
+    --allow-origin <origin> Without auth: also let pages of this origin connect (repeatable)
     --max-workflows <n>     Workflows in memory; idle ones are evicted LRU first (default unlimited)
     --max-connections-per-workflow <n>   (default unlimited; more are closed with 4503)
     --rate-limit <n>        Updates per second per connection (default unlimited; over it: 4429)
@@ -103,6 +104,7 @@ const serve = async (args: string[]): Promise<number> => {
     data: { type: 'string' },
     'log-level': { type: 'string' },
     'auth-secret': { type: 'string' },
+    'allow-origin': { type: 'string', multiple: true },
     'max-workflows': { type: 'string' },
     'max-connections-per-workflow': { type: 'string' },
     'rate-limit': { type: 'string' },
@@ -134,6 +136,7 @@ const serve = async (args: string[]): Promise<number> => {
     store: storeUrl === 'memory' ? createMemoryStore() : pgStore,
     log: { level },
     auth: secret === undefined ? undefined : { secret },
+    allowedOrigins: values['allow-origin'] as string[] | undefined,
     syncWrites: values.sync === true,
     encryptionKey: await encryptionKey(values['encryption-key-file']),
     maxLoadedWorkflows: optionalInt('max-workflows', values['max-workflows']),

@@ -15,6 +15,8 @@ import { assertWorkflowId } from '../model/workflow-id.ts'
 import { AGENTS_ROOT } from '../model/agents.ts'
 import { AGENT_PARAM, EXTENSION_PARAM } from '../model/protocol.ts'
 import { attachExtension, type RemoteOrigin } from './extension.ts'
+import { dropExitListener } from './exit-hook.ts'
+import { schemaView } from './schema-view.ts'
 import { createHistoryApi, type HistoryApi } from './history-api.ts'
 import type { ChangeMeta, VersionRecord, ViolationRecord } from '../model/schema.ts'
 import { createRuntimeApi, type RuntimeApi } from './runtime-api.ts'
@@ -59,8 +61,8 @@ export interface RecordSubscription {
 export interface OpenWorkflowOptions<S extends z.ZodType | undefined = undefined> {
   /** Server address, e.g. ws://127.0.0.1:1234 */
   url: string
-  /** Who this agent is; recorded as the author of its changes. */
-  agentId: string
+  /** Who this agent is; recorded as the author of its changes (default `anonymous-<Yjs client id>`). */
+  agentId?: string
   /** Optional zod schema: local changes that would violate it are refused. */
   schema?: S
   /** WebSocket implementation; defaults to `ws` in Node and the global one in browsers. */
@@ -138,8 +140,10 @@ export const createOpenWorkflow = (platform: Platform) => <S extends z.ZodType |
 ): WorkflowHandle<StateOf<S>> => {
   type T = StateOf<S>
   assertWorkflowId(id)
-  const { agentId, schema } = options
+  const { schema } = options
   const doc = new Y.Doc()
+  // Never the author "undefined": an agent that names no id still gets a distinct, stable one.
+  const agentId = options.agentId ?? `anonymous-${doc.clientID}`
   const root = stateRoot(doc)
   const agents = doc.getMap<string>(AGENTS_ROOT)
   const provider = new WebsocketProvider(options.url.replace(/\/+$/, ''), id, doc, {
@@ -151,6 +155,7 @@ export const createOpenWorkflow = (platform: Platform) => <S extends z.ZodType |
     // With local persistence, load first: the first sync then only exchanges what differs.
     connect: options.persistence === undefined
   })
+  dropExitListener(provider)
   const local = options.persistence === undefined ? null : platform.attachPersistence(doc, id, options.persistence, agentId)
   provider.awareness.setLocalStateField('agent', { id: agentId })
 
@@ -206,7 +211,7 @@ export const createOpenWorkflow = (platform: Platform) => <S extends z.ZodType |
   doc.on('afterTransaction', (tr: Y.Transaction) => { if (!tr.local) remoteOrigin = null })
 
   const current = (): T => {
-    if (cached === null) cached = deepFreeze(readState(doc)) as T
+    if (cached === null) cached = deepFreeze(schemaView(schema, readState(doc))) as T
     return cached
   }
 
@@ -347,7 +352,9 @@ export const createOpenWorkflow = (platform: Platform) => <S extends z.ZodType |
     },
     patch (ops, opts) {
       const next = applyPatchToJson(current() as JsonObject, ops)
-      return commit(next, opts, () => { applyPatchToYjs(root, ops) })
+      // Ops may address defaults the document does not hold yet: write the whole result then.
+      const defaultsOnly = schema !== undefined && !deepEqual(readState(doc), current())
+      return commit(next, opts, () => { if (defaultsOnly) setMapContents(root, next); else applyPatchToYjs(root, ops) })
     },
     subscribe,
     ...historyApi,
