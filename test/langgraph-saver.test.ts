@@ -147,6 +147,29 @@ describe('AccordSaver', () => {
     }
   })
 
+  it('stores a value once while checkpoints keep it, and keeps forks that reuse a version apart', async () => {
+    const s = await saver()
+    const t = freshThread('blobs')
+    const c1 = checkpoint({ a: 'one' })
+    const at1 = await s.put(cfg(t), c1, meta(0), {})
+    const c2 = checkpoint({ a: 'one', b: 'two' }, { a: '1', b: '2' })
+    await s.put(at1, c2, meta(1), {})
+    // A fork from c1 (time travel) reaches b's version 2 with another value.
+    const c3 = checkpoint({ a: 'one', b: 'other' }, { a: '1', b: '2' })
+    await s.put(at1, c3, meta(1, { source: 'fork' }), {})
+    expect((await s.getTuple(cfg(t, { checkpoint_id: c2.id })))?.checkpoint.channel_values).toEqual({ a: 'one', b: 'two' })
+    expect((await s.getTuple(cfg(t, { checkpoint_id: c3.id })))?.checkpoint.channel_values).toEqual({ a: 'one', b: 'other' })
+    const probe = openWorkflow(threadToWorkflowId(t), { url: (await shared()).url, agentId: 'probe' })
+    try {
+      await probe.whenSynced()
+      const blobs = (probe.state.langgraph as any).namespaces[''].blobs
+      expect(Object.keys(blobs.a)).toEqual(['1'])
+      expect(Object.keys(blobs.b).sort()).toEqual(['2', `2~${c3.id}`])
+    } finally {
+      await probe.close()
+    }
+  })
+
   it('list: newest first, with before, limit, metadata filter and namespaces', async () => {
     const s = await saver()
     const t = freshThread('list')

@@ -28,8 +28,11 @@ export const CheckpointRecordSchema = z.object({
   source: z.string().nullable(),
   checkpoint: BlobSchema,
   metadata: BlobSchema,
-  /** Channel values without a channel version (not produced by LangGraph today), kept inline. */
-  unversioned: z.record(z.string(), BlobSchema).optional()
+  /**
+   * channel -> key of its value under the namespace's `blobs[channel]`: the channel version, or
+   * `<version>~<checkpoint id>` when a fork reached the same version with another value.
+   */
+  channels: z.record(z.string(), z.string())
 })
 export type CheckpointRecord = z.infer<typeof CheckpointRecordSchema>
 
@@ -46,7 +49,7 @@ export type WriteRecord = z.infer<typeof WriteRecordSchema>
 /** One checkpoint namespace ('' is the root graph, others are subgraphs). */
 export const NamespaceRecordSchema = z.object({
   checkpoints: z.record(z.string(), CheckpointRecordSchema).default({}),
-  /** channel -> channel version -> value: a value is stored once per version, not per checkpoint. */
+  /** channel -> blob key -> value: a value is stored once, and checkpoints that keep it share it. */
   blobs: z.record(z.string(), z.record(z.string(), BlobSchema)).default({}),
   /** checkpoint id -> `<taskId>:<idx>` -> write. */
   writes: z.record(z.string(), z.record(z.string(), WriteRecordSchema)).default({})

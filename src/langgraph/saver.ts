@@ -15,7 +15,7 @@ import {
   type CheckpointTuple, type PendingWrite, type SerializerProtocol
 } from '@langchain/langgraph-checkpoint'
 import type { RunnableConfig } from '@langchain/core/runnables'
-import { AccordError, ClosedError } from '../model/errors.ts'
+import { AccordError, ClosedError, CorruptDataError } from '../model/errors.ts'
 import { deepEqual, type JsonObject } from '../model/json.ts'
 import { openThread, type OpenWorkflow, type Thread } from './thread.ts'
 import { threadToWorkflowId, workflowIdToThread } from './thread-id.ts'
@@ -78,7 +78,7 @@ const draftNamespace = (thread: ThreadRecord, ns: string): NamespaceRecord => {
 
 const newestFirst = (a: string, b: string): number => (a < b ? 1 : a > b ? -1 : 0)
 
-export class AccordCheckpointSaver extends BaseCheckpointSaver<string> {
+export class AccordCheckpointSaver extends BaseCheckpointSaver {
   readonly agentId: string
   private readonly options: AccordSaverOptions
   private readonly openWorkflow: OpenWorkflow
@@ -166,34 +166,45 @@ export class AccordCheckpointSaver extends BaseCheckpointSaver<string> {
     const { threadId, ns } = targetOf(config, 'put')
     const thread = await this.thread(threadId)
     const { channel_values: values, ...rest } = copyCheckpoint(checkpoint)
-    const known = parseThread(thread.workflowId, thread.state[STATE_KEY])?.namespaces[ns]?.blobs ?? {}
-    // Each channel value once per channel version: only versions not stored yet are encoded.
+    const namespace = parseThread(thread.workflowId, thread.state[STATE_KEY])?.namespaces[ns]
+    const parentId = typeof config.configurable?.checkpoint_id === 'string' ? config.configurable.checkpoint_id : undefined
+    const inherited = parentId === undefined ? {} : namespace?.checkpoints[parentId]?.channels ?? {}
+    const taken = namespace?.blobs ?? {}
+    // A value unchanged since the parent checkpoint (same channel version) is not stored again;
+    // a new one gets its version as key, unless a fork from an older checkpoint already used it.
     const blobs: Array<[string, string, Blob]> = []
-    const unversioned: Record<string, Blob> = {}
+    const channels: Record<string, string> = {}
     const view: Record<string, unknown> = {}
     for (const [channel, value] of Object.entries(values)) {
       if (value === undefined) continue
       const version = rest.channel_versions[channel]
-      const stored = version === undefined ? undefined : known[channel]?.[String(version)]
-      const blob = stored ?? await toBlob(this.serde, value)
+      const fromParent = inherited[channel]
+      const kept = fromParent !== undefined && version !== undefined && fromParent.split('~')[0] === String(version) ? taken[channel]?.[fromParent] : undefined
+      if (fromParent !== undefined && kept !== undefined) {
+        channels[channel] = fromParent
+        view[channel] = viewOf(kept)
+        continue
+      }
+      const blob = await toBlob(this.serde, value)
+      const key = version !== undefined && taken[channel]?.[String(version)] === undefined ? String(version) : `${String(version ?? '')}~${checkpoint.id}`
+      channels[channel] = key
       view[channel] = viewOf(blob)
-      if (version === undefined) unversioned[channel] = blob
-      else if (stored === undefined) blobs.push([channel, String(version), blob])
+      blobs.push([channel, key, blob])
     }
     const record: CheckpointRecord = {
-      parent: typeof config.configurable?.checkpoint_id === 'string' ? config.configurable.checkpoint_id : null,
+      parent: parentId ?? null,
       step: typeof metadata?.step === 'number' ? metadata.step : null,
       source: typeof metadata?.source === 'string' ? metadata.source : null,
       checkpoint: await toBlob(this.serde, rest),
       metadata: await toBlob(this.serde, metadata ?? {}),
-      ...(Object.keys(unversioned).length > 0 ? { unversioned } : {})
+      channels
     }
     const where = ns === '' ? '' : ` in ${ns}`
     await thread.write(draft => {
       const t = draftThread(draft, threadId)
-      const namespace = draftNamespace(t, ns)
-      for (const [channel, version, blob] of blobs) (namespace.blobs[channel] ??= {})[version] = blob
-      namespace.checkpoints[checkpoint.id] = record
+      const target = draftNamespace(t, ns)
+      for (const [channel, key, blob] of blobs) (target.blobs[channel] ??= {})[key] = blob
+      target.checkpoints[checkpoint.id] = record
       if (ns === '') {
         t.head = checkpoint.id
         t.values = view
@@ -228,12 +239,6 @@ export class AccordCheckpointSaver extends BaseCheckpointSaver<string> {
     await thread.write(draft => { delete draft[STATE_KEY] }, 'LangGraph thread deleted')
   }
 
-  /** Channel versions as zero-padded strings with a random suffix, so forks never reuse one. */
-  getNextVersion (current: string | undefined): string {
-    const n = current === undefined ? 0 : Number.parseInt(String(current).split('.')[0] as string, 10)
-    return `${String((Number.isFinite(n) ? n : 0) + 1).padStart(16, '0')}.${Math.random().toString(16).slice(2, 10).padEnd(8, '0')}`
-  }
-
   /** Closes every connection the saver opened; later calls fail with ClosedError. */
   async close (): Promise<void> {
     if (this.closed) return
@@ -250,11 +255,11 @@ export class AccordCheckpointSaver extends BaseCheckpointSaver<string> {
   private async tuple (threadId: string, ns: string, id: string, record: CheckpointRecord, namespace: NamespaceRecord, metadata: CheckpointMetadata): Promise<CheckpointTuple> {
     const rest = await fromBlob(this.serde, record.checkpoint) as Omit<Checkpoint, 'channel_values'>
     const channel_values: Record<string, unknown> = {}
-    for (const [channel, version] of Object.entries(rest.channel_versions ?? {})) {
-      const blob = namespace.blobs[channel]?.[String(version)]
-      if (blob !== undefined) channel_values[channel] = await fromBlob(this.serde, blob)
+    for (const [channel, key] of Object.entries(record.channels)) {
+      const blob = namespace.blobs[channel]?.[key]
+      if (blob === undefined) throw new CorruptDataError(`${threadToWorkflowId(threadId)}/${STATE_KEY}/namespaces/${ns}/blobs/${channel}/${key}`, `value of channel ${channel} for checkpoint ${id} is missing`)
+      channel_values[channel] = await fromBlob(this.serde, blob)
     }
-    for (const [channel, blob] of Object.entries(record.unversioned ?? {})) channel_values[channel] = await fromBlob(this.serde, blob)
     const stored = Object.values(namespace.writes[id] ?? {})
       .map(w => ({ w, key: writesSortKey(w.path, w.task, w.idx) }))
       .sort((a, b) => compareWritesSortKeys(a.key, b.key))
