@@ -290,15 +290,24 @@ describe('AccordSaver', () => {
     const a = await saver('a')
     const b = await saver('b')
     const t = freshThread('share')
+    expect(await b.getTuple(cfg(t))).toBeUndefined()
     const c = checkpoint({ who: 'a' })
     await a.put(cfg(t), c, meta(0), {})
+    // b's connection was open already: its read still sees a's acknowledged put.
     expect((await b.getTuple(cfg(t)))?.checkpoint.id).toBe(c.id)
+    let last = c.id
+    for (let i = 0; i < 5; i++) {
+      const next = checkpoint({ who: `a${i}` }, { who: String(i + 2) })
+      last = next.id
+      await a.put(cfg(t), next, meta(i + 1), {})
+      expect((await b.getTuple(cfg(t)))?.checkpoint.channel_values).toEqual({ who: `a${i}` })
+    }
     expect(await b.getTuple(cfg(freshThread('other')))).toBeUndefined()
     const server = (await shared()).server
     await a.close()
     await a.close()
     await expect(a.getTuple(cfg(t))).rejects.toBeInstanceOf(ClosedError)
-    expect((await b.getTuple(cfg(t)))?.checkpoint.id).toBe(c.id)
+    expect((await b.getTuple(cfg(t)))?.checkpoint.id).toBe(last)
     await b.close()
     void server
   })

@@ -112,6 +112,7 @@ export class AccordCheckpointSaver extends BaseCheckpointSaver {
 
   private async record (threadId: string): Promise<ThreadRecord | undefined> {
     const thread = await this.thread(threadId)
+    await thread.fresh()
     return parseThread(thread.workflowId, thread.state[STATE_KEY])
   }
 
@@ -166,6 +167,8 @@ export class AccordCheckpointSaver extends BaseCheckpointSaver {
     const { threadId, ns } = targetOf(config, 'put')
     const thread = await this.thread(threadId)
     const { channel_values: values, ...rest } = copyCheckpoint(checkpoint)
+    // Blob keys are chosen against what is stored, including other processes' puts.
+    await thread.fresh()
     const namespace = parseThread(thread.workflowId, thread.state[STATE_KEY])?.namespaces[ns]
     const parentId = typeof config.configurable?.checkpoint_id === 'string' ? config.configurable.checkpoint_id : undefined
     const inherited = parentId === undefined ? {} : namespace?.checkpoints[parentId]?.channels ?? {}

@@ -22,6 +22,8 @@ export interface Thread {
   readonly handle: WorkflowHandle
   /** Current state (frozen JSON). */
   readonly state: JsonObject
+  /** Resolves once this handle holds every version the server had stored when it was called. */
+  fresh: () => Promise<void>
   /** One change (one Accord version); resolves once the server has stored it. */
   write: (fn: (draft: JsonObject) => void, description: string) => Promise<void>
   close: () => Promise<void>
@@ -73,10 +75,36 @@ export const openThread = async (openWorkflow: OpenWorkflow, workflowId: string,
     })
   }
 
+  // Another process's put is acknowledged once stored, but reaches this handle a moment later:
+  // ask the server for its newest version and wait until the local document covers it.
+  const covers = (sv: Map<number, number>): boolean => {
+    for (const [client, clock] of sv) if (Y.getState(handle.doc.store, client) < clock) return false
+    return true
+  }
+  const fresh = async (): Promise<void> => {
+    if (closed) throw new ClosedError(`LangGraph thread ${workflowId}`)
+    const [head] = await handle.history({ limit: 1 })
+    if (head === undefined) return
+    const { sv } = Y.decodeSnapshot(fromBase64(head.snapshot))
+    if (covers(sv)) return
+    await new Promise<void>((resolve, reject) => {
+      const done = (err?: Error): void => {
+        clearTimeout(timer)
+        handle.doc.off('update', check)
+        if (err === undefined) resolve()
+        else reject(err)
+      }
+      const check = (): void => { if (covers(sv)) done() }
+      const timer = setTimeout(() => { done(new TimeoutError(`workflow ${workflowId} catching up with the server`, timeoutMs)) }, timeoutMs)
+      handle.doc.on('update', check)
+    })
+  }
+
   return {
     workflowId,
     handle,
     get state () { return handle.state },
+    fresh,
     write,
     async close () {
       if (closed) return
