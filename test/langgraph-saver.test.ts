@@ -303,12 +303,15 @@ describe('AccordSaver', () => {
       expect((await b.getTuple(cfg(t)))?.checkpoint.channel_values).toEqual({ who: `a${i}` })
     }
     expect(await b.getTuple(cfg(freshThread('other')))).toBeUndefined()
+    // One connection per thread opened: a has 1, b has 2; closing each saver releases its own.
     const server = (await shared()).server
+    await waitFor(() => server.connectionCount() === 3, { what: 'three saver connections' })
     await a.close()
     await a.close()
     await expect(a.getTuple(cfg(t))).rejects.toBeInstanceOf(ClosedError)
+    await waitFor(() => server.connectionCount() === 2, { what: 'a\'s connection closed' })
     expect((await b.getTuple(cfg(t)))?.checkpoint.id).toBe(last)
     await b.close()
-    void server
+    await waitFor(() => server.connectionCount() === 0, { what: 'b\'s connections closed' })
   })
 })
