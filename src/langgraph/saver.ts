@@ -76,6 +76,9 @@ const draftNamespace = (thread: ThreadRecord, ns: string): NamespaceRecord => {
   return created
 }
 
+/** LangGraph's own bookkeeping channels (`__start__`, `__pregel_tasks`, `branch:to:<node>`): not shown in `values`. */
+const isInternalChannel = (channel: string): boolean => channel.startsWith('__') || channel.startsWith('branch:')
+
 const newestFirst = (a: string, b: string): number => (a < b ? 1 : a > b ? -1 : 0)
 
 export class AccordCheckpointSaver extends BaseCheckpointSaver {
@@ -183,16 +186,15 @@ export class AccordCheckpointSaver extends BaseCheckpointSaver {
       const version = rest.channel_versions[channel]
       const fromParent = inherited[channel]
       const kept = fromParent !== undefined && version !== undefined && fromParent.split('~')[0] === String(version) ? taken[channel]?.[fromParent] : undefined
-      if (fromParent !== undefined && kept !== undefined) {
-        channels[channel] = fromParent
-        view[channel] = viewOf(kept)
-        continue
+      let blob = kept
+      if (fromParent !== undefined && kept !== undefined) channels[channel] = fromParent
+      else {
+        blob = await toBlob(this.serde, value)
+        const key = version !== undefined && taken[channel]?.[String(version)] === undefined ? String(version) : `${String(version ?? '')}~${checkpoint.id}`
+        channels[channel] = key
+        blobs.push([channel, key, blob])
       }
-      const blob = await toBlob(this.serde, value)
-      const key = version !== undefined && taken[channel]?.[String(version)] === undefined ? String(version) : `${String(version ?? '')}~${checkpoint.id}`
-      channels[channel] = key
-      view[channel] = viewOf(blob)
-      blobs.push([channel, key, blob])
+      if (!isInternalChannel(channel) && blob !== undefined) view[channel] = viewOf(blob)
     }
     const record: CheckpointRecord = {
       parent: parentId ?? null,
