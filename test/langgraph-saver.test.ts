@@ -286,6 +286,24 @@ describe('AccordSaver', () => {
     await expect(s.put(cfg('y'.repeat(200)), checkpoint({}), meta(0), {})).rejects.toBeInstanceOf(InvalidThreadIdError)
   })
 
+  it('channel, task and namespace names like constructor work; __proto__ is refused with a typed error', async () => {
+    const s = await saver()
+    const t = freshThread('keys')
+    const c = checkpoint({ constructor: 'c', toString: { x: 1 }, hasOwnProperty: [1] })
+    const at = await s.put(cfg(t, { checkpoint_ns: 'constructor' }), c, meta(0), {})
+    await s.putWrites(at, [['constructor', 2], ['prototype', 3]], 'toString')
+    const got = await s.getTuple(at)
+    expect(got?.checkpoint.channel_values).toEqual({ constructor: 'c', toString: { x: 1 }, hasOwnProperty: [1] })
+    expect(got?.pendingWrites).toEqual([['toString', 'constructor', 2], ['toString', 'prototype', 3]])
+    expect(await s.getTuple(cfg(t, { checkpoint_ns: 'toString' }))).toBeUndefined()
+    await expect(s.put(cfg(t, { checkpoint_ns: '__proto__' }), checkpoint({ a: 1 }), meta(0), {})).rejects.toBeInstanceOf(SaverConfigError)
+    await expect(s.putWrites(at, [['__proto__', 1]], 'task')).rejects.toBeInstanceOf(SaverConfigError)
+    const polluted = checkpoint({})
+    Object.defineProperty(polluted.channel_values, '__proto__', { value: 1, enumerable: true })
+    await expect(s.put(cfg(t), polluted, meta(0), {})).rejects.toBeInstanceOf(SaverConfigError)
+    expect(({} as Record<string, unknown>).x).toBeUndefined()
+  })
+
   it('two savers share a thread only by id; close releases connections and refuses later calls', async () => {
     const a = await saver('a')
     const b = await saver('b')

@@ -70,6 +70,10 @@ export type ThreadRecord = z.infer<typeof ThreadRecordSchema>
 /** Where the saver's record lives in the workflow state. */
 export const STATE_KEY = 'langgraph'
 
+/** `obj[key]` if it is the object's own: a channel named `constructor` must not find Object's. */
+export const own = <T>(obj: Record<string, T> | undefined, key: string): T | undefined =>
+  obj !== undefined && Object.hasOwn(obj, key) ? obj[key] : undefined
+
 const isJson = (value: unknown): value is JsonValue => {
   try {
     assertJson(value)

@@ -20,7 +20,7 @@ import { deepEqual, type JsonObject } from '../model/json.ts'
 import { openThread, type OpenWorkflow, type Thread } from './thread.ts'
 import { threadToWorkflowId, workflowIdToThread } from './thread-id.ts'
 import {
-  STATE_KEY, fromBlob, parseThread, toBlob, viewOf,
+  STATE_KEY, fromBlob, own, parseThread, toBlob, viewOf,
   type Blob, type CheckpointRecord, type NamespaceRecord, type ThreadRecord, type WriteRecord
 } from './records.ts'
 
@@ -49,13 +49,19 @@ export class SaverConfigError extends AccordError {
 
 interface Target { threadId: string, ns: string }
 
+/** `__proto__` cannot be a key of the JSON state (assigning it replaces an object's prototype). */
+const safeKey = (what: string, key: string): string => {
+  if (key === '__proto__') throw new SaverConfigError(`${what} "__proto__" is reserved`)
+  return key
+}
+
 const targetOf = (config: RunnableConfig, what: string): Target => {
   const threadId: unknown = config.configurable?.thread_id
   if (threadId === undefined) throw new SaverConfigError(`${what} needs configurable.thread_id, e.g. graph.invoke(input, { configurable: { thread_id: 'chat-1' } })`)
   if (typeof threadId !== 'string') throw new SaverConfigError(`${what}: configurable.thread_id must be a string`)
   const ns: unknown = config.configurable?.checkpoint_ns ?? ''
   if (typeof ns !== 'string') throw new SaverConfigError(`${what}: configurable.checkpoint_ns must be a string`)
-  return { threadId, ns }
+  return { threadId, ns: safeKey('checkpoint_ns', ns) }
 }
 
 const emptyNamespace = (): NamespaceRecord => ({ checkpoints: {}, blobs: {}, writes: {} })
@@ -69,7 +75,7 @@ const draftThread = (draft: JsonObject, threadId: string): ThreadRecord => {
   return created
 }
 const draftNamespace = (thread: ThreadRecord, ns: string): NamespaceRecord => {
-  const existing = thread.namespaces[ns]
+  const existing = own(thread.namespaces, ns)
   if (existing !== undefined) return existing
   const created = emptyNamespace()
   thread.namespaces[ns] = created
@@ -122,12 +128,12 @@ export class AccordCheckpointSaver extends BaseCheckpointSaver {
   async getTuple (config: RunnableConfig): Promise<CheckpointTuple | undefined> {
     if (config.configurable?.thread_id === undefined) return undefined
     const { threadId, ns } = targetOf(config, 'getTuple')
-    const namespace = (await this.record(threadId))?.namespaces[ns]
+    const namespace = own((await this.record(threadId))?.namespaces, ns)
     if (namespace === undefined) return undefined
     const wanted = getCheckpointId(config)
     const id = wanted !== '' && wanted !== undefined ? wanted : Object.keys(namespace.checkpoints).sort(newestFirst)[0]
     if (id === undefined) return undefined
-    const record = namespace.checkpoints[id]
+    const record = own(namespace.checkpoints, id)
     if (record === undefined) return undefined
     return this.tuple(threadId, ns, id, record, namespace, await this.metadataOf(record))
   }
@@ -169,12 +175,13 @@ export class AccordCheckpointSaver extends BaseCheckpointSaver {
   async put (config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata, _newVersions: ChannelVersions): Promise<RunnableConfig> {
     const { threadId, ns } = targetOf(config, 'put')
     const thread = await this.thread(threadId)
+    safeKey('checkpoint id', checkpoint.id)
     const { channel_values: values, ...rest } = copyCheckpoint(checkpoint)
     // Blob keys are chosen against what is stored, including other processes' puts.
     await thread.fresh()
-    const namespace = parseThread(thread.workflowId, thread.state[STATE_KEY])?.namespaces[ns]
+    const namespace = own(parseThread(thread.workflowId, thread.state[STATE_KEY])?.namespaces, ns)
     const parentId = typeof config.configurable?.checkpoint_id === 'string' ? config.configurable.checkpoint_id : undefined
-    const inherited = parentId === undefined ? {} : namespace?.checkpoints[parentId]?.channels ?? {}
+    const inherited = parentId === undefined ? {} : own(namespace?.checkpoints, parentId)?.channels ?? {}
     const taken = namespace?.blobs ?? {}
     // A value unchanged since the parent checkpoint (same channel version) is not stored again;
     // a new one gets its version as key, unless a fork from an older checkpoint already used it.
@@ -183,14 +190,15 @@ export class AccordCheckpointSaver extends BaseCheckpointSaver {
     const view: Record<string, unknown> = {}
     for (const [channel, value] of Object.entries(values)) {
       if (value === undefined) continue
-      const version = rest.channel_versions[channel]
-      const fromParent = inherited[channel]
-      const kept = fromParent !== undefined && version !== undefined && fromParent.split('~')[0] === String(version) ? taken[channel]?.[fromParent] : undefined
+      safeKey('channel name', channel)
+      const version = own(rest.channel_versions, channel)
+      const fromParent = own(inherited, channel)
+      const kept = fromParent !== undefined && version !== undefined && fromParent.split('~')[0] === String(version) ? own(own(taken, channel), fromParent) : undefined
       let blob = kept
       if (fromParent !== undefined && kept !== undefined) channels[channel] = fromParent
       else {
         blob = await toBlob(this.serde, value)
-        const key = version !== undefined && taken[channel]?.[String(version)] === undefined ? String(version) : `${String(version ?? '')}~${checkpoint.id}`
+        const key = version !== undefined && own(own(taken, channel), String(version)) === undefined ? String(version) : `${String(version ?? '')}~${checkpoint.id}`
         channels[channel] = key
         blobs.push([channel, key, blob])
       }
@@ -208,7 +216,10 @@ export class AccordCheckpointSaver extends BaseCheckpointSaver {
     await thread.write(draft => {
       const t = draftThread(draft, threadId)
       const target = draftNamespace(t, ns)
-      for (const [channel, key, blob] of blobs) (target.blobs[channel] ??= {})[key] = blob
+      for (const [channel, key, blob] of blobs) {
+        if (!Object.hasOwn(target.blobs, channel)) target.blobs[channel] = {}
+        ;(target.blobs[channel] as Record<string, Blob>)[key] = blob
+      }
       target.checkpoints[checkpoint.id] = record
       if (ns === '') {
         t.head = checkpoint.id
@@ -222,19 +233,23 @@ export class AccordCheckpointSaver extends BaseCheckpointSaver {
     const { threadId, ns } = targetOf(config, 'putWrites')
     const checkpointId: unknown = config.configurable?.checkpoint_id
     if (typeof checkpointId !== 'string' || checkpointId === '') throw new SaverConfigError('putWrites needs configurable.checkpoint_id (the checkpoint the writes belong to)')
+    safeKey('checkpoint_id', checkpointId)
+    safeKey('task id', taskId)
     if (writes.length === 0) return
     const thread = await this.thread(threadId)
     const records: Array<[string, WriteRecord]> = []
     for (const [i, [channel, value]] of writes.entries()) {
-      const idx = WRITES_IDX_MAP[channel] ?? i
+      safeKey('channel name', channel)
+      const idx = own(WRITES_IDX_MAP, channel) ?? i
       records.push([`${taskId}:${idx}`, { task: taskId, idx, channel, path: taskPath ?? '', value: await toBlob(this.serde, value) }])
     }
     const channels = Array.from(new Set(writes.map(w => w[0]))).join(', ')
     await thread.write(draft => {
       const namespace = draftNamespace(draftThread(draft, threadId), ns)
-      const stored = (namespace.writes[checkpointId] ??= {})
+      if (!Object.hasOwn(namespace.writes, checkpointId)) namespace.writes[checkpointId] = {}
+      const stored = namespace.writes[checkpointId] as Record<string, WriteRecord>
       // A retried task must not replace its first writes; special writes (errors, interrupts) may.
-      for (const [key, record] of records) if (record.idx < 0 || stored[key] === undefined) stored[key] = record
+      for (const [key, record] of records) if (record.idx < 0 || own(stored, key) === undefined) stored[key] = record
     }, `LangGraph writes of task ${taskId} to checkpoint ${checkpointId}: ${channels}`)
   }
 
@@ -261,11 +276,11 @@ export class AccordCheckpointSaver extends BaseCheckpointSaver {
     const rest = await fromBlob(this.serde, record.checkpoint) as Omit<Checkpoint, 'channel_values'>
     const channel_values: Record<string, unknown> = {}
     for (const [channel, key] of Object.entries(record.channels)) {
-      const blob = namespace.blobs[channel]?.[key]
+      const blob = own(own(namespace.blobs, channel), key)
       if (blob === undefined) throw new CorruptDataError(`${threadToWorkflowId(threadId)}/${STATE_KEY}/namespaces/${ns}/blobs/${channel}/${key}`, `value of channel ${channel} for checkpoint ${id} is missing`)
       channel_values[channel] = await fromBlob(this.serde, blob)
     }
-    const stored = Object.values(namespace.writes[id] ?? {})
+    const stored = Object.values(own(namespace.writes, id) ?? {})
       .map(w => ({ w, key: writesSortKey(w.path, w.task, w.idx) }))
       .sort((a, b) => compareWritesSortKeys(a.key, b.key))
     const pendingWrites: CheckpointPendingWrite[] = []
