@@ -198,6 +198,13 @@ export class AccordCheckpointSaver extends BaseCheckpointSaver {
       if (fromParent !== undefined && kept !== undefined) channels[channel] = fromParent
       else {
         blob = await toBlob(this.serde, value)
+        // Unversioned values (LangGraph's task list, reducer defaults) equal to the parent's: shared too.
+        const parentBlob = fromParent === undefined ? undefined : own(own(taken, channel), fromParent)
+        if (fromParent !== undefined && parentBlob !== undefined && deepEqual(parentBlob, blob)) {
+          channels[channel] = fromParent
+          if (!isInternalChannel(channel)) view[channel] = viewOf(blob)
+          continue
+        }
         const key = version !== undefined && own(own(taken, channel), String(version)) === undefined ? String(version) : `${String(version ?? '')}~${checkpoint.id}`
         channels[channel] = key
         blobs.push([channel, key, blob])
