@@ -7,7 +7,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ChildProcess } from 'node:child_process'
 import { Annotation, Command, END, START, StateGraph, interrupt } from '@langchain/langgraph'
-import { kill, killChildren, runChild, spawnAccord } from './helpers/child.ts'
+import { kill, killChildren, runAccord, runChild, spawnAccord } from './helpers/child.ts'
+import { openSse } from './helpers/http.ts'
 import { removeTempDirs, tempDir } from './helpers/server.ts'
 import { waitFor } from './helpers/wait.ts'
 import { AccordSaver, threadToWorkflowId } from '../src/langgraph/node.ts'
@@ -181,5 +182,33 @@ describe('AccordSaver with StateGraph', () => {
     } finally {
       await watcher.close()
     }
+  })
+
+  it('accord get prints the graph\'s values and the SSE change stream carries each super-step', async () => {
+    const State = Annotation.Root({ topic: Annotation<string>, notes: Annotation<string[]>({ reducer: (a, b) => a.concat(b), default: () => [] }) })
+    const graph = new StateGraph(State)
+      .addNode('research', s => ({ notes: [`about ${s.topic}`] }))
+      .addNode('summarize', s => ({ notes: [`${s.notes.length} note(s)`] }))
+      .addEdge(START, 'research')
+      .addEdge('research', 'summarize')
+      .addEdge('summarize', END)
+      .compile({ checkpointer: saver('sse-graph') })
+    const thread = freshThread('sse')
+    const config = { configurable: { thread_id: thread } }
+    await graph.invoke({ topic: 'sync' }, config)
+    const sse = openSse(`${url().replace(/^ws/, 'http')}/v1/workflows/${threadToWorkflowId(thread)}/events`)
+    try {
+      expect(await sse.status).toBe(200)
+      await graph.invoke({ topic: 'crdt' }, config)
+      const steps = (): string[] => sse.events.flatMap(e => Array.from((JSON.parse(e.data) as VersionRecord).description.matchAll(/step (-?\d+),/g), m => m[1] as string))
+      await waitFor(() => steps().includes('5'), { what: 'the second run\'s last super-step on the SSE stream' })
+      expect(steps()).toEqual(['3', '4', '5'])
+    } finally {
+      sse.close()
+    }
+    const got = await runAccord(['get', threadToWorkflowId(thread), '--server', url()])
+    expect(got.code, got.stderr).toBe(0)
+    const values = JSON.parse(got.stdout).langgraph.values
+    expect(values).toEqual({ topic: 'crdt', notes: ['about sync', '1 note(s)', 'about crdt', '3 note(s)'] })
   })
 })
