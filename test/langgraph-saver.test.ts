@@ -5,7 +5,7 @@
  */
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
 import { emptyCheckpoint, uuid6, type Checkpoint, type CheckpointMetadata } from '@langchain/langgraph-checkpoint'
-import { startServer, removeTempDirs, type TestServer } from './helpers/server.ts'
+import { startServer, removeTempDirs, restartOnSamePort, type TestServer } from './helpers/server.ts'
 import { waitFor } from './helpers/wait.ts'
 import { AccordSaver, InvalidThreadIdError, SaverConfigError, threadToWorkflowId, workflowIdToThread } from '../src/langgraph/node.ts'
 import { openWorkflow, ClosedError } from '../src/node/index.ts'
@@ -167,6 +167,32 @@ describe('AccordSaver', () => {
       expect(Object.keys(blobs.b).sort()).toEqual(['2', `2~${c3.id}`])
     } finally {
       await probe.close()
+    }
+  })
+
+  it('a put made while the server is down resolves once the restarted server has stored it', async () => {
+    const own = await startServer()
+    let again: TestServer | null = null
+    const s = new AccordSaver({ url: own.url, agentId: 'patient' })
+    savers.push(s)
+    try {
+      const t = freshThread('restart')
+      const first = checkpoint({ a: 1 })
+      const at = await s.put(cfg(t), first, meta(0), {})
+      await own.stop()
+      let resolved = false
+      const second = checkpoint({ a: 2 }, { a: '2' })
+      const pending = s.put(at, second, meta(1), {}).then(r => { resolved = true; return r })
+      again = await restartOnSamePort(own)
+      expect(resolved).toBe(false)
+      await pending
+      // A new process (here: a new saver) finds it on the restarted server.
+      const reader = new AccordSaver({ url: again.url })
+      savers.push(reader)
+      expect((await reader.getTuple(cfg(t)))?.checkpoint.id).toBe(second.id)
+    } finally {
+      await s.close()
+      await again?.stop()
     }
   })
 

@@ -13,7 +13,7 @@ import { fromBase64 } from 'lib0/buffer'
 import type { OpenWorkflowOptions, WorkflowHandle } from '../client/workflow.ts'
 import type { JsonObject } from '../model/json.ts'
 import type { VersionRecord } from '../model/schema.ts'
-import { ClosedError, TimeoutError } from '../model/errors.ts'
+import { ClosedError, TimeoutError, type AccordError } from '../model/errors.ts'
 
 export type OpenWorkflow = (id: string, options: OpenWorkflowOptions) => WorkflowHandle
 
@@ -81,9 +81,20 @@ export const openThread = async (openWorkflow: OpenWorkflow, workflowId: string,
     for (const [client, clock] of sv) if (Y.getState(handle.doc.store, client) < clock) return false
     return true
   }
+  // A read, so safe to repeat when the connection drops before the answer (the SDK reconnects).
+  const newest = async (): Promise<VersionRecord | undefined> => {
+    const deadline = Date.now() + timeoutMs
+    for (;;) {
+      try {
+        return (await handle.history({ limit: 1 }))[0]
+      } catch (err) {
+        if (closed || (err as AccordError).code !== 'WORKFLOW_UNAVAILABLE' || Date.now() > deadline) throw err
+      }
+    }
+  }
   const fresh = async (): Promise<void> => {
     if (closed) throw new ClosedError(`LangGraph thread ${workflowId}`)
-    const [head] = await handle.history({ limit: 1 })
+    const head = await newest()
     if (head === undefined) return
     const { sv } = Y.decodeSnapshot(fromBase64(head.snapshot))
     if (covers(sv)) return
