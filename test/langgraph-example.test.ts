@@ -26,5 +26,5 @@ describe('examples/langgraph/graph.ts', () => {
     expect(stdout).toContain('Thanks to all contributors.')
     expect(stdout).toMatch(/6 checkpoints in thread example-/)
     expect(stdout).not.toContain('__pregel_tasks')
-  })
+  }, 120_000)
 })
