@@ -27,6 +27,7 @@ import { createRegistry, type Registry } from './sync/registry.ts'
 import { archiveOldVersions, type RetentionPolicy } from '../src/store/retention.ts'
 import { handleRequest } from './sync/rpc.ts'
 import { handleApi, sendError } from './http/api.ts'
+import { createListWatch, defaultUiDir, handleUi, type UiContext } from './http/ui.ts'
 import { createMetrics, type Metrics } from './ops/metrics.ts'
 import { ANONYMOUS, createVerifier, type AuthOptions, type Principal, type Verifier } from './http/auth.ts'
 import { createRuntimeMonitor, type RuntimeMonitor } from './runtime/runtime.ts'
@@ -103,6 +104,8 @@ export interface ServerOptions {
   auth?: AuthOptions
   /** A logger, or options for the built-in JSON logger. */
   log?: Logger | LoggerOptions
+  /** The inspector at /ui (default true; false turns it off), or the directory of its build (default dist/ui). */
+  ui?: boolean | { dir: string }
 }
 
 export interface AccordServer {
@@ -179,6 +182,7 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
   let bus: Bus | null = null
   let reconcileTimer: ReturnType<typeof setInterval> | null = null
   let httpServer: http.Server | null = null
+  let uiCtx: UiContext | null = null
   let wss: WebSocketServer | null = null
   let sweepTimer: ReturnType<typeof setInterval> | null = null
   let state: 'new' | 'listening' | 'closing' | 'closed' = 'new'
@@ -209,8 +213,10 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
     await ctx().store.putConflict({ ...conflict, resolution: { value: decision.value, version: wf.head, by } })
   }
 
+  const listWatch = createListWatch()
   const onVersion: WorkflowOptions['onVersion'] = (wf, record, conflicts, stats, updates) => {
     feed?.publish(record)
+    listWatch.publish(record)
     if (stats.remote) return
     metrics?.version(wf, record, stats, conflicts.length)
     if (bus !== null && updates !== undefined) track(bus.publishVersion({ meta: wf.currentMeta, record, updates }), 'publishing a version')
@@ -405,7 +411,10 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
         onVersion: v => {
           const wf = reg.get(v.record.workflowId)
           if (wf !== undefined) track(wf.applyRemote(v), 'applying a remote version')
-          else feed?.publish(v.record)
+          else {
+            feed?.publish(v.record)
+            listWatch.publish(v.record)
+          }
         },
         onAwareness: (id, update) => { reg.get(id)?.applyRemoteAwareness(update) },
         onReconnect: reconcile,
@@ -436,6 +445,7 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
       keepAliveMs: 15_000,
       streams
     }
+    uiCtx = { dir: options.ui === false ? null : typeof options.ui === 'object' ? options.ui.dir : defaultUiDir(), watch: listWatch, authenticate, keepAliveMs: 15_000, streams }
     const server = http.createServer((req, res) => {
       void handleHttp(req, res, httpCtx)
     })
@@ -492,6 +502,8 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
         if (verifier !== null) await httpCtx.authenticate(bearer(req.headers.authorization), null)
         const registry = (metrics as Metrics).registry
         res.writeHead(200, { 'content-type': registry.contentType }).end(await registry.metrics())
+      } else if (uiCtx !== null && await handleUi(uiCtx, req, res)) {
+        // the inspector and its list feed (server/http/ui.ts)
       } else if (!await handleApi(httpCtx, req, res)) {
         sendError(res, new AccordError('NOT_FOUND', `no route ${pathname}`))
       }

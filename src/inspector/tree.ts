@@ -1,0 +1,82 @@
+/**
+ * A collapsible JSON tree that renders lazily: a node's children exist in the DOM only while it
+ * is open, and at most PAGE of them until "more" is asked for, so a 5 MB state costs what is
+ * on screen. Paths in `changed` (JSON pointers) flash; their ancestors get a marker.
+ *
+ *   h(JsonTree, { value: state, changed: new Set(['/tasks/0']) })
+ */
+import { h, type ComponentChild } from 'preact'
+import { useState } from 'preact/hooks'
+
+const PAGE = 200
+
+export const pointer = (parent: string, key: string | number): string =>
+  `${parent}/${String(key).replace(/~/g, '~0').replace(/\//g, '~1')}`
+
+/** Every proper ancestor of each pointer ('' is the root). */
+export const ancestorsOf = (paths: Iterable<string>): Set<string> => {
+  const out = new Set<string>()
+  for (const path of paths) {
+    let p = path
+    let i = p.lastIndexOf('/')
+    while (i >= 0) {
+      p = p.slice(0, i)
+      out.add(p)
+      i = p.lastIndexOf('/')
+    }
+  }
+  return out
+}
+
+/** The value at a JSON pointer, or undefined. */
+export const valueAt = (value: unknown, path: string): unknown => {
+  if (path === '') return value
+  let node = value
+  for (const raw of path.slice(1).split('/')) {
+    const key = raw.replace(/~1/g, '/').replace(/~0/g, '~')
+    if (node === null || typeof node !== 'object') return undefined
+    node = (node as Record<string, unknown>)[key]
+  }
+  return node
+}
+
+const isContainer = (v: unknown): v is Record<string, unknown> | unknown[] => v !== null && typeof v === 'object'
+
+const summary = (v: Record<string, unknown> | unknown[]): string =>
+  Array.isArray(v) ? `[…] ${v.length} item${v.length === 1 ? '' : 's'}` : `{…} ${Object.keys(v).length} key${Object.keys(v).length === 1 ? '' : 's'}`
+
+/** A scalar as JSON text, long strings cut (the full value is in the title). */
+export const scalarText = (v: unknown): string => {
+  const text = JSON.stringify(v) ?? 'undefined'
+  return text.length > 300 ? `${text.slice(0, 300)}…` : text
+}
+
+interface NodeProps {
+  name: string
+  value: unknown
+  path: string
+  depth: number
+  changed: Set<string>
+  touched: Set<string>
+}
+
+const Node = ({ name, value, path, depth, changed, touched }: NodeProps): ComponentChild => {
+  const [open, setOpen] = useState(depth < 1)
+  const [shown, setShown] = useState(PAGE)
+  const cls = `node${changed.has(path) ? ' changed' : touched.has(path) ? ' touched' : ''}`
+  const label = h('span', { class: 'key' }, name)
+  if (!isContainer(value)) {
+    return h('div', { class: cls, 'data-path': path }, label, h('span', { class: `scalar t-${value === null ? 'null' : typeof value}`, title: typeof value === 'string' && value.length > 300 ? value.slice(0, 5000) : undefined }, scalarText(value)))
+  }
+  const entries: Array<[string, unknown]> = Array.isArray(value) ? value.map((v, i) => [String(i), v]) : Object.entries(value)
+  return h('div', { class: cls, 'data-path': path },
+    h('button', { class: 'toggle', 'aria-expanded': open, onClick: () => { setOpen(!open) } }, open ? '▾' : '▸', ' ', label, h('span', { class: 'summary' }, summary(value))),
+    open && h('div', { class: 'children' },
+      entries.slice(0, shown).map(([k, v]) => h(Node, { key: k, name: k, value: v, path: pointer(path, k), depth: depth + 1, changed, touched })),
+      entries.length > shown && h('button', { class: 'more', onClick: () => { setShown(shown + PAGE) } }, `show ${Math.min(PAGE, entries.length - shown)} more of ${entries.length - shown}`)
+    )
+  )
+}
+
+export const JsonTree = ({ value, changed = new Set<string>() }: { value: unknown, changed?: Set<string> }): ComponentChild =>
+  h('div', { class: 'tree' }, h(Node, { name: 'state', value, path: '', depth: 0, changed, touched: ancestorsOf(changed) }))
