@@ -61,7 +61,8 @@ interface NodeProps {
 }
 
 const Node = ({ name, value, path, depth, changed, touched }: NodeProps): ComponentChild => {
-  const [open, setOpen] = useState(depth < 1)
+  // Open at first: the root, and the way down to what changed (a diff's paths).
+  const [open, setOpen] = useState(depth < 1 || touched.has(path))
   const [shown, setShown] = useState(PAGE)
   const cls = `node${changed.has(path) ? ' changed' : touched.has(path) ? ' touched' : ''}`
   const label = h('span', { class: 'key' }, name)
