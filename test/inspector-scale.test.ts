@@ -111,7 +111,7 @@ describe.skipIf(skip)('the inspector with big workflows', () => {
     const t2 = Date.now()
     // Watch from before the write: the highlight lasts 1.5 s, and the PATCH reply (the whole 5 MB state) can come later.
     const flashed = page.waitForSelector('.tree .touched[data-path="/items/5"]', { timeout: USABLE_MS })
-    await api(http, 'PATCH', '/v1/workflows/big-state', { raw: JSON.stringify([{ op: 'replace', path: '/items/5/done', value: false }]), headers: { 'content-type': 'application/json-patch+json' } })
+    await api(http, 'PATCH', '/v1/workflows/big-state', { raw: JSON.stringify([{ op: 'replace', path: '/items/5/done', value: true }]), headers: { 'content-type': 'application/json-patch+json' } })
     await flashed
     const liveChange = Date.now() - t2
     // Version 1 (the whole state added): its diff and state load as one page each.
