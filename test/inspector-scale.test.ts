@@ -36,8 +36,15 @@ const openPage = async (): Promise<Page> => {
   return page
 }
 
-const report = async (page: Page, what: string, ms: Record<string, number>): Promise<number> => {
+const now = (page: Page): Promise<number> => page.evaluate(() => performance.now())
+
+const report = async (page: Page, what: string, ms: Record<string, number>, marks: Record<string, number> = {}): Promise<number> => {
   const tasks = await longTasks(page)
+  // Which phase each long task of 100 ms or more fell in (marks: phase -> page time it started).
+  const phases = Object.entries(marks).sort((a, b) => a[1] - b[1])
+  const phaseOf = (start: number): string => phases.filter(([, at]) => at <= start).at(-1)?.[0] ?? 'page load'
+  const big = tasks.filter(t => t.duration >= 100).map(t => `${phaseOf(t.start)} ${Math.round(t.duration)}`)
+  if (big.length > 0) console.log(`inspector ${what}: long tasks by phase (ms): ${big.join(', ')}`)
   const longest = Math.max(0, ...tasks.map(t => t.duration))
   const timings = Object.entries(ms).map(([k, v]) => `${k} ${Math.round(v)} ms`).join(', ')
   console.log(`inspector ${what}: ${timings}; long tasks ${tasks.length}, total ${Math.round(tasks.reduce((s, t) => s + t.duration, 0))} ms, longest ${Math.round(longest)} ms`)
@@ -101,6 +108,8 @@ describe.skipIf(skip)('the inspector with big workflows', () => {
     await page.goto(`${http}/ui/w/big-state`)
     await page.waitForSelector('.tree .node[data-path="/items"] > .toggle', { timeout: USABLE_MS })
     const firstView = Date.now() - t0
+    const marks: Record<string, number> = {}
+    marks.expand = await now(page)
     const t1 = Date.now()
     await page.click('.tree .node[data-path="/items"] > .toggle')
     await page.waitForSelector('.tree .node[data-path="/items/199"]')
@@ -108,6 +117,7 @@ describe.skipIf(skip)('the inspector with big workflows', () => {
     // Only the first page of children is rendered.
     expect(await page.$('.tree .node[data-path="/items/200"]')).toBeNull()
     // A live change is highlighted in the big tree too.
+    marks['live change'] = await now(page)
     const t2 = Date.now()
     // Watch from before the write: the highlight lasts 1.5 s, and the PATCH reply (the whole 5 MB state) can come later.
     const flashed = page.waitForSelector('.tree .touched[data-path="/items/5"]', { timeout: USABLE_MS })
@@ -115,11 +125,12 @@ describe.skipIf(skip)('the inspector with big workflows', () => {
     await flashed
     const liveChange = Date.now() - t2
     // Version 1 (the whole state added): its diff and state load as one page each.
+    marks['open version'] = await now(page)
     const t3 = Date.now()
     await page.click('.timeline .row[data-version="1"]')
     await page.waitForSelector('.version-view[data-to="1"] .diff tbody tr', { timeout: USABLE_MS })
     const version = Date.now() - t3
-    const longest = await report(page, `${(bytes / 1e6).toFixed(1)} MB state`, { 'first view': firstView, 'expand 20,000 items': expand, 'live change': liveChange, 'open version 1': version })
+    const longest = await report(page, `${(bytes / 1e6).toFixed(1)} MB state`, { 'first view': firstView, 'expand 20,000 items': expand, 'live change': liveChange, 'open version 1': version }, marks)
     expect(firstView).toBeLessThan(USABLE_MS)
     expect(longest).toBeLessThan(FREEZE_MS)
   }, 240_000)

@@ -27,6 +27,18 @@ const stateAt = async (api: Api, id: string, version: number): Promise<JsonObjec
 const Value = ({ value }: { value: unknown }): ComponentChild =>
   value === undefined ? h('span', { class: 'muted' }, '(absent)') : h('code', null, scalarText(value))
 
+/** Raw ops as JSON, built only when opened and cut at RAW_CHARS (one op can hold a whole 5 MB state). */
+const RAW_CHARS = 100_000
+const RawOps = ({ ops }: { ops: JsonPatchOp[] }): ComponentChild => {
+  const [open, setOpen] = useState(false)
+  let text = ''
+  if (open) {
+    text = JSON.stringify(ops.slice(0, 2000), null, 2)
+    if (text.length > RAW_CHARS) text = `${text.slice(0, RAW_CHARS)}\n… (${text.length - RAW_CHARS} more characters)`
+  }
+  return h('details', { class: 'raw', onToggle: (e: Event) => { setOpen((e.target as HTMLDetailsElement).open) } }, h('summary', null, 'RFC 6902 ops (JSON)'), open && h('pre', null, text))
+}
+
 export const VersionView = ({ api, id, from, to, onError }: { api: Api, id: string, from: number, to: number, onError: (err: unknown) => void }): ComponentChild => {
   const [data, setData] = useState<Loaded | null>(null)
   const [all, setAll] = useState(false)
@@ -69,7 +81,7 @@ export const VersionView = ({ api, id, from, to, onError }: { api: Api, id: stri
       )))
     ),
     !all && ops.length > OPS_SHOWN && h('button', { onClick: () => { setAll(true) } }, `show all ${ops.length} ops`),
-    h('details', { class: 'raw' }, h('summary', null, 'RFC 6902 ops (JSON)'), h('pre', null, JSON.stringify(ops.slice(0, 2000), null, 2))),
+    h(RawOps, { ops }),
     h('h4', null, `State at v${to}`),
     h(JsonTree, { value: data.to, changed: new Set(ops.map(op => op.path)) })
   )

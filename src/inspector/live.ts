@@ -5,10 +5,12 @@
  * Renders are coalesced to one per animation frame, so a busy workflow cannot flood the page.
  *
  *   const live = useLiveWorkflow('wf-1', token)
- *   live.state; live.changed; live.presence; live.runtime; live.head
+ *   live.root; live.changed; live.presence; live.runtime; live.head
  */
 import { useEffect, useState } from 'preact/hooks'
-import { openWorkflow, readRuntime, type JsonObject, type RuntimeState, type WorkflowHandle } from '../index.ts'
+import type * as Y from 'yjs'
+import { openWorkflow, readRuntime, type RuntimeState, type WorkflowHandle } from '../index.ts'
+import { stateRoot } from '../model/json-yjs.ts'
 
 /** How long a changed path stays highlighted. */
 export const FLASH_MS = 1500
@@ -21,7 +23,8 @@ export interface Peer {
 
 export interface LiveWorkflow {
   synced: boolean
-  state: JsonObject | null
+  /** The document's state root, read by the tree only as far as it is open (never all of it as JSON). */
+  root: Y.Map<unknown> | null
   changed: Set<string>
   presence: Peer[]
   runtime: RuntimeState | null
@@ -29,7 +32,7 @@ export interface LiveWorkflow {
   head: number
 }
 
-const EMPTY: LiveWorkflow = { synced: false, state: null, changed: new Set(), presence: [], runtime: null, head: 0 }
+const EMPTY: LiveWorkflow = { synced: false, root: null, changed: new Set(), presence: [], runtime: null, head: 0 }
 
 const wsUrl = (): string => `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}`
 
@@ -53,7 +56,7 @@ export const useLiveWorkflow = (id: string, token: string | null, initialHead: n
         if (clientId !== me) presence.push({ clientId, agentId: typeof agent?.id === 'string' ? agent.id : `client:${clientId}` })
       })
       presence.sort((a, b) => a.agentId.localeCompare(b.agentId))
-      setLive({ synced: handle.synced, state: handle.state, changed: new Set(flashes.keys()), presence, runtime: readRuntime(handle.doc), head })
+      setLive({ synced: handle.synced, root: handle.synced ? stateRoot(handle.doc) : null, changed: new Set(flashes.keys()), presence, runtime: readRuntime(handle.doc), head })
     }
     const schedule = (): void => { if (frame === 0 && !closed) frame = requestAnimationFrame(render) }
     const unsubscribeChanges = handle.subscribe(change => {

@@ -1,12 +1,14 @@
 /**
  * A collapsible JSON tree that renders lazily: a node's children exist in the DOM only while it
  * is open, and at most PAGE of them until "more" is asked for, so a 5 MB state costs what is
- * on screen. Paths in `changed` (JSON pointers) flash; their ancestors get a marker.
+ * on screen. It takes plain JSON or the live Y.Doc's root (Y.Map / Y.Array), so the live view never
+ * converts the whole document to JSON on each change. Paths in `changed` (JSON pointers) flash; their ancestors get a marker.
  *
  *   h(JsonTree, { value: state, changed: new Set(['/tasks/0']) })
  */
 import { h, type ComponentChild } from 'preact'
 import { useState } from 'preact/hooks'
+import * as Y from 'yjs'
 
 const PAGE = 200
 
@@ -40,14 +42,34 @@ export const valueAt = (value: unknown, path: string): unknown => {
   return node
 }
 
-const isContainer = (v: unknown): v is Record<string, unknown> | unknown[] => v !== null && typeof v === 'object'
+type Container = Record<string, unknown> | unknown[] | Y.Map<unknown> | Y.Array<unknown>
 
-const summary = (v: Record<string, unknown> | unknown[]): string =>
-  Array.isArray(v) ? `[…] ${v.length} item${v.length === 1 ? '' : 's'}` : `{…} ${Object.keys(v).length} key${Object.keys(v).length === 1 ? '' : 's'}`
+/** Plain JSON containers, and the live document's Y.Map / Y.Array (read only as far as open). */
+const isContainer = (v: unknown): v is Container =>
+  v instanceof Y.Map || v instanceof Y.Array || (v !== null && typeof v === 'object' && !(v instanceof Y.AbstractType))
 
-/** A scalar as JSON text, long strings cut (the full value is in the title). */
+const sizeOf = (v: Container): number =>
+  v instanceof Y.Map ? v.size : v instanceof Y.Array ? v.length : Array.isArray(v) ? v.length : Object.keys(v).length
+
+const isList = (v: Container): boolean => v instanceof Y.Array || Array.isArray(v)
+
+/** Children as [key, value]; map keys sorted, as readState sorts them. */
+const entriesOf = (v: Container): Array<[string, unknown]> => {
+  if (v instanceof Y.Map) return Array.from(v.keys()).sort().map(k => [k, v.get(k)])
+  if (v instanceof Y.Array) return v.toArray().map((x, i) => [String(i), x])
+  return Array.isArray(v) ? v.map((x, i) => [String(i), x]) : Object.entries(v)
+}
+
+const summary = (v: Container): string => {
+  const n = sizeOf(v)
+  return isList(v) ? `[…] ${n} item${n === 1 ? '' : 's'}` : `{…} ${n} key${n === 1 ? '' : 's'}`
+}
+
+/** A value as JSON text cut at 300 characters; a big container as its size only (no 5 MB stringify). */
 export const scalarText = (v: unknown): string => {
-  const text = JSON.stringify(v) ?? 'undefined'
+  if (isContainer(v) && sizeOf(v) > 50) return summary(v)
+  const plain = v instanceof Y.AbstractType ? (v.toJSON() as unknown) : v
+  const text = JSON.stringify(plain) ?? 'undefined'
   return text.length > 300 ? `${text.slice(0, 300)}…` : text
 }
 
@@ -69,12 +91,13 @@ const Node = ({ name, value, path, depth, changed, touched }: NodeProps): Compon
   if (!isContainer(value)) {
     return h('div', { class: cls, 'data-path': path }, label, h('span', { class: `scalar t-${value === null ? 'null' : typeof value}`, title: typeof value === 'string' && value.length > 300 ? value.slice(0, 5000) : undefined }, scalarText(value)))
   }
-  const entries: Array<[string, unknown]> = Array.isArray(value) ? value.map((v, i) => [String(i), v]) : Object.entries(value)
+  const entries = open ? entriesOf(value) : []
+  const total = sizeOf(value)
   return h('div', { class: cls, 'data-path': path },
     h('button', { class: 'toggle', 'aria-expanded': open, onClick: () => { setOpen(!open) } }, open ? '▾' : '▸', ' ', label, h('span', { class: 'summary' }, summary(value))),
     open && h('div', { class: 'children' },
       entries.slice(0, shown).map(([k, v]) => h(Node, { key: k, name: k, value: v, path: pointer(path, k), depth: depth + 1, changed, touched })),
-      entries.length > shown && h('button', { class: 'more', onClick: () => { setShown(shown + PAGE) } }, `show ${Math.min(PAGE, entries.length - shown)} more of ${entries.length - shown}`)
+      total > shown && h('button', { class: 'more', onClick: () => { setShown(shown + PAGE) } }, `show ${Math.min(PAGE, total - shown)} more of ${total - shown}`)
     )
   )
 }

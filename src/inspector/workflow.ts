@@ -138,7 +138,7 @@ const Loaded = ({ api, route, summary, onError, onNotice }: Props & { summary: W
           ? h('div', { class: 'live-view' },
             h(RuntimePanel, { live }),
             h('h4', null, 'State (live)'),
-            live.state === null ? h('p', { class: 'muted' }, 'syncing…') : h(JsonTree, { value: live.state, changed: live.changed }))
+            live.root === null ? h('p', { class: 'muted' }, 'syncing…') : h(JsonTree, { value: live.root, changed: live.changed }))
           : route.kind === 'version'
             ? h(VersionView, { api, id, from: Math.max(0, route.version - 1), to: route.version, onError })
             : h(VersionView, { api, id, from: route.from, to: route.to, onError })
