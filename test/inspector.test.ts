@@ -128,6 +128,26 @@ describe.skipIf(skip)('the inspector in a real browser', () => {
     expect(restored.body.version).toBe(5)
     expect(restored.body.state).toEqual((await api(http, 'GET', '/v1/workflows/release-42?version=2')).body.state)
     await page.waitForFunction(() => (document.querySelector('.timeline .row[data-version="5"] .desc')?.textContent ?? '').length > 0)
+
+    // The runtime, live: tasks (pending, then claimed with a lease), an agent's status, the session.
+    await page.click('.wf-head a')
+    await page.waitForSelector('.live-view .tasks')
+    const post = (path: string, body: unknown, agentId = 'planner') => api(http, 'POST', `/v1/workflows/release-42${path}`, { body, headers: { 'x-accord-agent': agentId } })
+    expect((await post('/tasks', { id: 'compile', payload: { target: 'linux' } })).status).toBe(201)
+    await page.waitForSelector('.tasks tr.task.st-pending', { timeout: 1000 })
+    expect((await post('/tasks/claim', { leaseMs: 60_000 }, 'builder')).status).toBe(200)
+    await page.waitForFunction(() => /compile.*claimed.*builder.*lease ends in/.test(document.querySelector('.tasks tr.task')?.textContent ?? ''), undefined, { timeout: 1000 })
+    expect((await post('/agents/builder/transition', { to: 'processing' }, 'builder')).status).toBe(200)
+    await page.waitForFunction(() => /builder\s*processing/.test(document.querySelector('.agents')?.textContent ?? ''), undefined, { timeout: 1000 })
+    expect((await post('/pause', { reason: 'waiting for review' })).status).toBe(200)
+    await page.waitForFunction(() => document.querySelector('.session .paused')?.textContent?.includes('waiting for review') === true, undefined, { timeout: 1000 })
+    await screenshot(page, 'inspector-runtime')
+    // The dark theme follows the system.
+    const background = (): Promise<string> => page.evaluate(() => getComputedStyle(document.body).backgroundColor)
+    const light = await background()
+    await page.emulateMedia({ colorScheme: 'dark' })
+    expect(await background()).not.toBe(light)
+    await screenshot(page, 'inspector-dark')
     expect(errors).toEqual([])
   }, 60_000)
 

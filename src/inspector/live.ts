@@ -72,8 +72,9 @@ export const useLiveWorkflow = (id: string, token: string | null, initialHead: n
     handle.doc.on('update', schedule)
     handle.provider.awareness.on('change', schedule)
     handle.whenSynced().then(schedule, () => {})
-    // Expire highlights even when nothing else changes.
-    const sweep = setInterval(() => { if (flashes.size > 0) schedule() }, FLASH_MS / 3)
+    // Expire highlights even when nothing else changes, and keep lease countdowns current (once a second).
+    let ticks = 0
+    const sweep = setInterval(() => { if (flashes.size > 0 || ++ticks % 2 === 0) schedule() }, FLASH_MS / 3)
     return () => {
       closed = true
       clearInterval(sweep)
