@@ -8,7 +8,8 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import type { Browser, Page } from 'playwright-core'
 import { useServers } from './helpers/use-servers.ts'
 import { sdkAgent } from './helpers/clients.ts'
-import { api } from './helpers/http.ts'
+import { api, openSse } from './helpers/http.ts'
+import { waitFor } from './helpers/wait.ts'
 import { hasChromium, launchChromium } from './helpers/browser.ts'
 import { buildInspector, screenshot } from './helpers/inspector.ts'
 import { mintToken } from '../server/http/auth.ts'
@@ -129,6 +130,15 @@ describe.skipIf(skip)('the inspector in a real browser', () => {
     expect(restored.body.state).toEqual((await api(http, 'GET', '/v1/workflows/release-42?version=2')).body.state)
     await page.waitForFunction(() => (document.querySelector('.timeline .row[data-version="5"] .desc')?.textContent ?? '').length > 0)
 
+    // A snapshot shows on the timeline and in the list; restoring it makes version 6.
+    expect((await api(http, 'POST', '/v1/workflows/release-42/snapshots', { body: { name: 'before-ship', version: 3, kind: 'manual' } })).status).toBe(201)
+    await page.click('.timeline .row[data-version="4"]')
+    await page.waitForSelector('.timeline .row[data-version="3"] .snap')
+    expect(await page.textContent('.timeline .row[data-version="3"] .snap')).toBe('⚑ before-ship')
+    await page.click('button[data-action="restore before-ship"]')
+    await page.waitForFunction(() => location.pathname === '/ui/w/release-42/v/6')
+    expect((await api(http, 'GET', '/v1/workflows/release-42')).body.state).toEqual((await api(http, 'GET', '/v1/workflows/release-42?version=3')).body.state)
+
     // The runtime, live: tasks (pending, then claimed with a lease), an agent's status, the session.
     await page.click('.wf-head a')
     await page.waitForSelector('.live-view .tasks')
@@ -188,6 +198,24 @@ describe.skipIf(skip)('the inspector in a real browser', () => {
     expect((await api(http, 'GET', '/v1/watch/workflows')).status).toBe(401)
     expect(errors).toEqual([])
   }, 60_000)
+
+  it('feeds the list only with workflows the token may read', async () => {
+    const secret = 'inspector-test-secret-inspector-test'
+    const srv = await start({ ui: { dir: uiDir }, auth: { secret } })
+    const http = `http://127.0.0.1:${srv.port}`
+    const admin = await mintToken({ secret, agentId: 'ops', scopes: ['admin:*'] })
+    const narrow = await mintToken({ secret, agentId: 'team-a', scopes: ['read:team-a-*'] })
+    const feed = openSse(`${http}/v1/watch/workflows?token=${narrow}`)
+    cleanups.push(async () => { feed.close() })
+    expect(await feed.status).toBe(200)
+    for (const id of ['team-b-plan', 'team-a-plan']) {
+      expect((await api(http, 'POST', '/v1/workflows', { body: { workflowId: id, state: { v: 1 } }, headers: { authorization: `Bearer ${admin}` } })).status).toBe(201)
+    }
+    await waitFor(() => feed.events.length > 0, { what: 'a list event' })
+    // team-b-plan was written first: had it been sent, it would have arrived first.
+    expect(feed.events.map(e => JSON.parse(e.data).workflowId)).toEqual(['team-a-plan'])
+    expect(JSON.parse(feed.events[0]!.data)).toMatchObject({ workflowId: 'team-a-plan', version: 1, author: 'ops' })
+  })
 
   it('is not served when turned off', async () => {
     const srv = await start({ ui: false })
