@@ -28,6 +28,7 @@ import { archiveOldVersions, type RetentionPolicy } from '../src/store/retention
 import { handleRequest } from './sync/rpc.ts'
 import { handleApi } from './http/api.ts'
 import { sendError } from './http/router.ts'
+import { createListWatch, defaultUiDir, handleUi, type UiContext } from './http/ui.ts'
 import { createMetrics, type Metrics } from './ops/metrics.ts'
 import { ANONYMOUS, ForbiddenError, createVerifier, redactToken, type AuthOptions, type Principal, type Verifier } from './http/auth.ts'
 import { createOriginGuard } from './http/origin.ts'
@@ -113,6 +114,8 @@ export interface ServerOptions {
   log?: Logger | LoggerOptions
   /** Serve MCP (Model Context Protocol, Streamable HTTP) at /mcp; needs the optional @modelcontextprotocol/sdk. */
   mcp?: McpEndpointOptions
+  /** The inspector at /ui (default true; false turns it off), or the directory of its build (default dist/ui). */
+  ui?: boolean | { dir: string }
 }
 
 export interface AccordServer {
@@ -189,6 +192,7 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
   let bus: Bus | null = null
   let reconcileTimer: ReturnType<typeof setInterval> | null = null
   let httpServer: http.Server | null = null
+  let uiCtx: UiContext | null = null
   let wss: WebSocketServer | null = null
   let mcp: McpEndpoint | null = null
   let selfUrl = ''
@@ -221,8 +225,10 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
     await ctx().store.putConflict({ ...conflict, resolution: { value: decision.value, version: wf.head, by } })
   }
 
+  const listWatch = createListWatch()
   const onVersion: WorkflowOptions['onVersion'] = (wf, record, conflicts, stats, updates) => {
     feed?.publish(record)
+    listWatch.publish(record)
     if (stats.remote) return
     metrics?.version(wf, record, stats, conflicts.length)
     if (bus !== null && updates !== undefined) track(bus.publishVersion({ meta: wf.currentMeta, record, updates }), 'publishing a version')
@@ -412,7 +418,10 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
         onVersion: v => {
           const wf = reg.get(v.record.workflowId)
           if (wf !== undefined) track(wf.applyRemote(v), 'applying a remote version')
-          else feed?.publish(v.record)
+          else {
+            feed?.publish(v.record)
+            listWatch.publish(v.record)
+          }
         },
         onAwareness: (id, update) => { reg.get(id)?.applyRemoteAwareness(update) },
         onReconnect: reconcile,
@@ -440,6 +449,7 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
 
     // Without auth, every local client is trusted: keep web pages (DNS rebinding) out.
     const guard = verifier === null ? createOriginGuard({ allowedOrigins: options.allowedOrigins }) : () => null
+    uiCtx = { dir: options.ui === false ? null : typeof options.ui === 'object' ? options.ui.dir : defaultUiDir(), watch: listWatch, authenticate, keepAliveMs: 15_000, streams }
     const server = http.createServer((req, res) => {
       const refusal = guard(req)
       if (refusal !== null) {
@@ -514,6 +524,8 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
         res.writeHead(200, { 'content-type': registry.contentType }).end(await registry.metrics())
       } else if (mcp !== null && pathname === MCP_PATH) {
         await mcp.handle(req, res)
+      } else if (uiCtx !== null && await handleUi(uiCtx, req, res)) {
+        // the inspector and its list feed (server/http/ui.ts)
       } else if (!await handleApi(httpCtx, req, res)) {
         sendError(res, new AccordError('NOT_FOUND', `no route ${pathname}`))
       }

@@ -32,6 +32,7 @@ Commands:
     --bus-prefix <p>        Redis key prefix (default accord:), one per cluster
     --log-level <level>     debug | info | warn | error | silent (default info)
     --allow-origin <origin> Without auth: also let pages of this origin connect (repeatable)
+    --no-ui                 Do not serve the inspector at /ui
     --max-workflows <n>     Workflows in memory; idle ones are evicted LRU first (default unlimited)
     --max-connections-per-workflow <n>   (default unlimited; more are closed with 4503)
     --rate-limit <n>        Updates per second per connection (default unlimited; over it: 4429)
@@ -113,6 +114,7 @@ const serve = async (args: string[]): Promise<number> => {
     'encryption-key-file': { type: 'string' },
     'bus-prefix': { type: 'string' },
     mcp: { type: 'boolean' },
+    'no-ui': { type: 'boolean' },
     store: { type: 'string' } // postgres://... (hidden, for benchmarks: memory switches persistence off)
   })
   const storeUrl = values.store as string | undefined
@@ -143,7 +145,8 @@ const serve = async (args: string[]): Promise<number> => {
     maxConnectionsPerWorkflow: optionalInt('max-connections-per-workflow', values['max-connections-per-workflow']),
     rateLimit: values['rate-limit'] === undefined ? undefined : { perSecond: toInt('rate-limit', values['rate-limit'], 0) },
     cluster: busUrl === undefined ? undefined : { redisUrl: busUrl, prefix: values['bus-prefix'] as string | undefined },
-    mcp: values.mcp === true ? {} : undefined
+    mcp: values.mcp === true ? {} : undefined,
+    ui: values['no-ui'] !== true
   })
   const { url } = await server.listen().catch(async err => { await pgStore?.close(); throw err })
   process.stdout.write(`accord serving on ${url}\n`)
