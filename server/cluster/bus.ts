@@ -17,6 +17,8 @@
 import * as encoding from 'lib0/encoding'
 import * as decoding from 'lib0/decoding'
 import { z } from 'zod'
+// The model's schemas are zod/mini ones: mini's functions reshape them.
+import * as zm from 'zod/mini'
 import { ChangeMetaSchema, VersionRecordSchema, ViolationRecordSchema } from '../../src/model/schema.ts'
 import { WorkflowMetaSchema } from '../../src/store/store.ts'
 import type { RemoteVersion } from '../sync/workflow.ts'
@@ -40,8 +42,8 @@ export interface BusHandlers {
 const ForwardedInfoSchema = z.object({
   author: z.string(),
   description: z.string().optional(),
-  meta: ChangeMetaSchema.optional(),
-  violations: z.array(ViolationRecordSchema.omit({ id: true, workflowId: true, version: true })),
+  meta: z.optional(ChangeMetaSchema),
+  violations: z.array(zm.omit(ViolationRecordSchema, { id: true, workflowId: true, version: true })),
   /** Undoes the previous update's effect (a validator's compensation): relayed merged with it. */
   compensates: z.boolean()
 })

@@ -259,7 +259,7 @@ route('GET', '/v1/workflows/:id/diff', 'read', async r => {
 route('GET', '/v1/workflows/:id/snapshots', 'read', async r => history.listSnapshots(r.ctx, id(r)))
 
 route('POST', '/v1/workflows/:id/snapshots', 'write', async r => {
-  const body = parse(z.object({ name: z.string().min(1).max(200), kind: SnapshotKindSchema.optional(), description: z.string().max(2000).optional(), version: z.number().int().nonnegative().optional() }), await readBody(r))
+  const body = parse(z.object({ name: z.string().min(1).max(200), kind: z.optional(SnapshotKindSchema), description: z.string().max(2000).optional(), version: z.number().int().nonnegative().optional() }), await readBody(r))
   r.res.statusCode = 201
   return history.createSnapshot(r.ctx, id(r), { ...body, by: r.principal.agentId })
 })
@@ -344,7 +344,7 @@ route('POST', '/v1/workflows/:id/resume', 'write', async r => {
 route('GET', '/v1/workflows/:id/tasks', 'read', async r => Object.values((await runtimeOf(r)).tasks).sort((a, b) => a.seq - b.seq))
 
 route('POST', '/v1/workflows/:id/tasks', 'write', async r => {
-  const body = parse(z.object({ payload: z.unknown(), kind: TaskKindSchema.optional(), maxRetries: z.number().int().nonnegative().optional(), id: z.string().min(1).max(200).optional() }), await readBody(r))
+  const body = parse(z.object({ payload: z.unknown(), kind: z.optional(TaskKindSchema), maxRetries: z.number().int().nonnegative().optional(), id: z.string().min(1).max(200).optional() }), await readBody(r))
   assertJson(body.payload ?? null)
   return r.ctx.withWorkflow(id(r), async wf => {
     const task = newTaskRecord(r.principal.agentId, body.payload ?? null, body)
@@ -355,7 +355,7 @@ route('POST', '/v1/workflows/:id/tasks', 'write', async r => {
 })
 
 route('POST', '/v1/workflows/:id/tasks/claim', 'write', async r => {
-  const body = parse(z.object({ kind: TaskKindSchema.optional(), leaseMs: z.number().int().positive().optional() }), await readBody(r))
+  const body = parse(z.object({ kind: z.optional(TaskKindSchema), leaseMs: z.number().int().positive().optional() }), await readBody(r))
   const task = await r.ctx.withWorkflow(id(r), wf => claimTask(wf, r.principal.agentId, body))
   if (task === null) {
     r.res.statusCode = 204

@@ -11,7 +11,7 @@
  *   accord:events     RuntimeEvent[]              timeouts and lease expiries noticed by the server
  */
 import * as Y from 'yjs'
-import { z } from 'zod'
+import * as z from 'zod/mini'
 import { AccordError } from './errors.ts'
 import { setAt, setMapContents, yToJson } from './json-yjs.ts'
 import type { JsonObject, JsonValue } from './json.ts'
@@ -57,8 +57,8 @@ export const TransitionSchema = z.object({
   from: AgentStatusSchema,
   to: AgentStatusSchema,
   at: z.number(),
-  metadata: Json.optional(),
-  reset: z.boolean().optional()
+  metadata: z.optional(Json),
+  reset: z.optional(z.boolean())
 })
 
 export const AgentRecordSchema = z.object({
@@ -67,18 +67,18 @@ export const AgentRecordSchema = z.object({
   metadata: Json,
   history: z.array(TransitionSchema),
   /** Set by the server when the agent stayed in `status` past its timeout. */
-  timedOut: z.object({ status: AgentStatusSchema, at: z.number() }).optional()
+  timedOut: z.optional(z.object({ status: AgentStatusSchema, at: z.number() }))
 })
 export type AgentRecord = z.infer<typeof AgentRecordSchema>
 
 export const SessionRecordSchema = z.object({
   paused: z.boolean(),
-  reason: z.string().optional(),
-  metadata: Json.optional(),
-  pausedAt: z.number().optional(),
-  pausedBy: z.string().optional(),
-  resumedAt: z.number().optional(),
-  resumedBy: z.string().optional(),
+  reason: z.optional(z.string()),
+  metadata: z.optional(Json),
+  pausedAt: z.optional(z.number()),
+  pausedBy: z.optional(z.string()),
+  resumedAt: z.optional(z.number()),
+  resumedBy: z.optional(z.string()),
   context: Json
 })
 export type SessionRecord = z.infer<typeof SessionRecordSchema>
@@ -97,14 +97,14 @@ export const TaskRecordSchema = z.object({
   status: TaskStatusSchema,
   createdAt: z.number(),
   createdBy: z.string(),
-  claimedBy: z.string().nullable(),
-  claimedAt: z.number().nullable(),
-  leaseMs: z.number().nullable(),
+  claimedBy: z.nullable(z.string()),
+  claimedAt: z.nullable(z.number()),
+  leaseMs: z.nullable(z.number()),
   /** Claims that ended in fail() or an expired lease. */
-  attempts: z.number().int(),
-  maxRetries: z.number().int(),
-  result: z.unknown().optional(),
-  error: z.string().optional()
+  attempts: z.int(),
+  maxRetries: z.int(),
+  result: z.optional(z.unknown()),
+  error: z.optional(z.string())
 })
 export type TaskRecord = z.infer<typeof TaskRecordSchema>
 
@@ -112,9 +112,9 @@ export const RuntimeEventSchema = z.object({
   type: z.enum(['timeout', 'lease-expired']),
   at: z.number(),
   agentId: z.string(),
-  status: AgentStatusSchema.optional(),
-  since: z.number().optional(),
-  taskId: z.string().optional()
+  status: z.optional(AgentStatusSchema),
+  since: z.optional(z.number()),
+  taskId: z.optional(z.string())
 })
 export type RuntimeEvent = z.infer<typeof RuntimeEventSchema>
 
