@@ -11,6 +11,7 @@ import type { HotResult } from './scenario-hot.ts'
 import type { ColdLoadResult } from './scenario-cold-load.ts'
 import type { HeapResult } from './scenario-heap.ts'
 import type { HistoryResult } from './scenario-history.ts'
+import type { BundleResult } from './scenario-bundle.ts'
 import type { Spread } from './stats.ts'
 import type { Ladder, StepOutcome } from './steps.ts'
 
@@ -36,6 +37,7 @@ export interface BenchResults {
   cold?: ColdLoadResult
   heap?: HeapResult
   history?: HistoryResult
+  bundle?: BundleResult
   targets: Target[]
 }
 
@@ -178,8 +180,25 @@ export const fullMarkdown = (r: BenchResults): string => {
   if (r.limits !== undefined) {
     parts.push(`Limits: LevelDB (level 10) ${r.limits.level.map(l => `${int(l.putsPerSecond)} puts/s in batches of ${l.batch}`).join(', ')} (values ${dec(r.limits.level[0]?.valueBytes ?? Number.NaN, 0)} bytes); ws echo of ${r.limits.echo.bytes} bytes p50 ${dec(r.limits.echo.roundTrip.p50, 0)} us, p99 ${dec(r.limits.echo.roundTrip.p99, 0)} us.`, '')
   }
+  if (r.bundle !== undefined) parts.push(bundleMarkdown(r.bundle), '')
   parts.push('How it is measured: `bench/run.ts` (see the comments at the top of each `bench/*.ts`). Raw numbers: `bench.json`.', '')
   return parts.join('\n')
+}
+
+/** (8) The browser bundle: sizes, the baseline, the budget, bytes per package. */
+export const bundleMarkdown = (b: BundleResult): string => {
+  const over = b.sdk.gzip - b.baseline.gzip
+  const names = Array.from(new Set([...Object.keys(b.sdk.packages), ...Object.keys(b.baseline.packages)]))
+  return [
+    `**(8) browser bundle** (\`${b.entry}\` through esbuild: minified, browser platform, ESM; gzip level 9)`, '',
+    '| bundle | minified | gzip |', '|---|---|---|',
+    `| Accord SDK (openWorkflow, history, runtime, schemas) | ${kb(b.sdk.minified)} | ${kb(b.sdk.gzip)} |`,
+    `| Yjs + y-websocket alone (\`export *\` of both) | ${kb(b.baseline.minified)} | ${kb(b.baseline.gzip)} |`,
+    `| Accord over the baseline | ${kb(b.sdk.minified - b.baseline.minified)} | ${kb(over)} |`, '',
+    `Budget: baseline + ${kb(b.budgetGzip)} gzip; Accord adds ${kb(over)}: ${verdict(b.marginGzip >= 0)} (${kb(Math.abs(b.marginGzip))} ${b.marginGzip >= 0 ? 'left' : 'over'}).`, '',
+    '| package | SDK, minified | baseline, minified |', '|---|---|---|',
+    ...names.map(n => `| ${n} | ${kb(b.sdk.packages[n] ?? 0)} | ${kb(b.baseline.packages[n] ?? 0)} |`)
+  ].join('\n')
 }
 
 /** Replaces the README's bench section (between the markers) with the summary. */
