@@ -1,12 +1,14 @@
 /**
  * How big the browser SDK is for an app that bundles it: esbuild (minified, browser platform,
- * ESM) over the compiled entry `dist/src/index.js` (run `npm run build` first), against a
- * baseline of Yjs + y-websocket bundled alone (their whole public API), with the bytes each
+ * ESM) over the compiled entry `dist/src/index.js` (run `npm run build` first), twice: all of
+ * its exports (schemas included), and only `openWorkflow` (what an app that opens workflows and
+ * uses their history and runtime APIs ships: tree-shaking drops the rest, zod with it). Against
+ * a baseline of Yjs + y-websocket bundled alone (their whole public API), with the bytes each
  * package contributes (from esbuild's metafile). Used by the `bundle` bench scenario and by
  * test/bundle.test.ts.
  *
  *   const size = await measureBundle()
- *   size.sdk.gzip - size.baseline.gzip   // what Accord adds on top of Yjs, gzip bytes
+ *   size.openWorkflow.gzip - size.baseline.gzip   // what Accord adds on top of Yjs, gzip bytes
  */
 import { access } from 'node:fs/promises'
 import path from 'node:path'
@@ -32,11 +34,14 @@ export interface BundleSize {
 
 export interface BundleReport {
   entry: string
+  /** Every export of the entry. */
   sdk: BundleSize
+  /** `import { openWorkflow }` only. */
+  openWorkflow: BundleSize
   baseline: BundleSize
   budgetGzip: number
-  /** Budget left (negative: over budget), gzip bytes. */
-  marginGzip: number
+  /** Budget left for each SDK bundle (negative: over budget), gzip bytes. */
+  marginGzip: { sdk: number, openWorkflow: number }
 }
 
 const root = path.resolve(import.meta.dirname, '..')
@@ -44,7 +49,7 @@ const root = path.resolve(import.meta.dirname, '..')
 /** The package an input file belongs to: the node_modules folder name, or `accord`. */
 const packageOf = (input: string): string => {
   const i = input.lastIndexOf('node_modules/')
-  if (i < 0) return 'accord'
+  if (i < 0) return input === 'app.js' ? 'app' : 'accord'
   const parts = input.slice(i + 'node_modules/'.length).split('/')
   return parts[0]?.startsWith('@') === true ? `${parts[0]}/${parts[1]}` : parts[0] ?? input
 }
@@ -72,7 +77,10 @@ const bundle = async (options: esbuild.BuildOptions): Promise<BundleSize> => {
 /** Bundles the SDK's browser entry (compiled, or `src/index.ts` itself) and the Yjs + y-websocket baseline. */
 export const measureBundle = async (entry = 'dist/src/index.js'): Promise<BundleReport> => {
   await access(path.join(root, entry)).catch(() => { throw new Error(`${entry} is missing: run \`npm run build\` first`) })
+  const source = (contents: string): esbuild.BuildOptions => ({ stdin: { contents, resolveDir: root, loader: 'js', sourcefile: 'app.js' } })
   const sdk = await bundle({ entryPoints: [entry] })
-  const baseline = await bundle({ stdin: { contents: BASELINE_SOURCE, resolveDir: root, loader: 'js' } })
-  return { entry, sdk, baseline, budgetGzip: BUNDLE_BUDGET_GZIP, marginGzip: baseline.gzip + BUNDLE_BUDGET_GZIP - sdk.gzip }
+  const openWorkflow = await bundle(source(`export { openWorkflow } from './${entry}'\n`))
+  const baseline = await bundle(source(BASELINE_SOURCE))
+  const margin = (b: BundleSize): number => baseline.gzip + BUNDLE_BUDGET_GZIP - b.gzip
+  return { entry, sdk, openWorkflow, baseline, budgetGzip: BUNDLE_BUDGET_GZIP, marginGzip: { sdk: margin(sdk), openWorkflow: margin(openWorkflow) } }
 }

@@ -12,6 +12,6 @@ export type BundleResult = BundleReport
 export const runBundle = async (ctx: Context): Promise<BundleResult> => {
   const report = await measureBundle()
   const kb = (n: number): string => `${(n / 1024).toFixed(1)} KB`
-  ctx.log(`  SDK ${kb(report.sdk.minified)} minified, ${kb(report.sdk.gzip)} gzip; Yjs + y-websocket ${kb(report.baseline.gzip)} gzip; budget left ${kb(report.marginGzip)}`)
+  ctx.log(`  openWorkflow ${kb(report.openWorkflow.minified)} minified, ${kb(report.openWorkflow.gzip)} gzip (every export: ${kb(report.sdk.gzip)}); Yjs + y-websocket ${kb(report.baseline.gzip)} gzip; budget left ${kb(report.marginGzip.openWorkflow)} (${kb(report.marginGzip.sdk)})`)
   return report
 }

@@ -3,10 +3,9 @@
  * `workflowId` defaults to the workflow of the connection.
  */
 import { z } from 'zod'
-import { SnapshotKindSchema } from '../../src/model/schema.ts'
+import { SnapshotKindSchema, WorkflowIdSchema } from '../../src/model/schema.ts'
 import { TaskKindSchema } from '../../src/model/runtime.ts'
 import { claimTask, completeTask, failTask } from '../runtime/runtime.ts'
-import { WorkflowIdSchema } from '../../src/model/workflow-id.ts'
 import type { Connection } from './connection.ts'
 import { ForbiddenError, type Right } from '../http/auth.ts'
 import type { Workflow } from './workflow.ts'

@@ -6,6 +6,10 @@
  * them (`z.object({ kind: z.optional(SnapshotKindSchema) })`, `zm.omit(ViolationRecordSchema, ...)`).
  */
 import * as z from 'zod/mini'
+import { WORKFLOW_ID_PATTERN } from './workflow-id.ts'
+
+/** A workflow id (see workflow-id.ts); here, not there, so that checking ids needs no zod. */
+export const WorkflowIdSchema = z.string().check(z.regex(WORKFLOW_ID_PATTERN))
 
 export const JsonPatchOpSchema = z.object({
   op: z.enum(['add', 'remove', 'replace', 'move', 'copy', 'test']),
