@@ -45,11 +45,12 @@ export interface BundleReport {
 }
 
 const root = path.resolve(import.meta.dirname, '..')
+const APP = 'app.js'
 
 /** The package an input file belongs to: the node_modules folder name, or `accord`. */
 const packageOf = (input: string): string => {
   const i = input.lastIndexOf('node_modules/')
-  if (i < 0) return input === 'app.js' ? 'app' : 'accord'
+  if (i < 0) return 'accord'
   const parts = input.slice(i + 'node_modules/'.length).split('/')
   return parts[0]?.startsWith('@') === true ? `${parts[0]}/${parts[1]}` : parts[0] ?? input
 }
@@ -62,6 +63,8 @@ const bundle = async (options: esbuild.BuildOptions): Promise<BundleSize> => {
   const output = Object.values(result.metafile.outputs)[0]
   const packages: Record<string, number> = {}
   for (const [input, info] of Object.entries(output?.inputs ?? {})) {
+    // The stand-in app (stdin) only re-exports.
+    if (input === APP) continue
     const name = packageOf(input)
     packages[name] = (packages[name] ?? 0) + info.bytesInOutput
   }
@@ -77,7 +80,7 @@ const bundle = async (options: esbuild.BuildOptions): Promise<BundleSize> => {
 /** Bundles the SDK's browser entry (compiled, or `src/index.ts` itself) and the Yjs + y-websocket baseline. */
 export const measureBundle = async (entry = 'dist/src/index.js'): Promise<BundleReport> => {
   await access(path.join(root, entry)).catch(() => { throw new Error(`${entry} is missing: run \`npm run build\` first`) })
-  const source = (contents: string): esbuild.BuildOptions => ({ stdin: { contents, resolveDir: root, loader: 'js', sourcefile: 'app.js' } })
+  const source = (contents: string): esbuild.BuildOptions => ({ stdin: { contents, resolveDir: root, loader: 'js', sourcefile: APP } })
   const sdk = await bundle({ entryPoints: [entry] })
   const openWorkflow = await bundle(source(`export { openWorkflow } from './${entry}'\n`))
   const baseline = await bundle(source(BASELINE_SOURCE))
