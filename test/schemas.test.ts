@@ -9,6 +9,7 @@ import * as zm from 'zod/mini'
 import { useServers } from './helpers/use-servers.ts'
 import { closeClients, sdkAgent } from './helpers/clients.ts'
 import { waitFor } from './helpers/wait.ts'
+import { jitted } from '../src/store/jit-schema.ts'
 import {
   AgentRecordSchema, ChangeMetaSchema, SessionRecordSchema, TaskKindSchema, TaskRecordSchema, VersionRecordSchema,
   ViolationRecordSchema, WorkflowIdSchema
@@ -60,6 +61,29 @@ describe('record schemas', () => {
     expect(failures(TaskRecordSchema, task({ status: 'lost', attempts: 0.5 }))).toEqual([['status'], ['attempts']])
     expect(failures(WorkflowIdSchema, 'release-42')).toEqual([])
     expect(failures(WorkflowIdSchema, 'a!b')).toEqual([[]])
+  })
+
+  it('have JIT twins on the Node side (stores) that judge every record the same way', () => {
+    const version = {
+      workflowId: 'wf', version: 2, parentVersion: 1, snapshot: 'AA==', author: 'a', timestamp: 1, description: '',
+      meta: { runId: 'r' }, checksum: 'f'.repeat(64), changes: [{ op: 'add', path: '/x', value: { deep: [1] } }], extra: 'dropped'
+    }
+    const cases = [
+      version, { ...version, checksum: 'nope' }, { ...version, version: -1 }, { ...version, meta: { runId: 7 } },
+      { ...version, changes: [{ op: 'add' }] }, { ...version, runtimeChanges: [] }, { ...version, runtimeChanges: null }, null, 'x'
+    ]
+    const twin = jitted(VersionRecordSchema)
+    expect(twin).not.toBe(VersionRecordSchema)
+    expect(jitted(VersionRecordSchema)).toBe(twin)
+    for (const value of cases) {
+      const [a, b] = [VersionRecordSchema.safeParse(value), twin.safeParse(value)]
+      expect({ success: b.success, data: b.data, paths: b.error?.issues.map(i => i.path) }).toEqual({ success: a.success, data: a.data, paths: a.error?.issues.map(i => i.path) })
+    }
+    expect(twin.parse(version)).not.toHaveProperty('extra')
+    const task = { id: 't', kind: 'stack', seq: 1, payload: null, status: 'pending', createdAt: 1, createdBy: 'a', claimedBy: null, claimedAt: null, leaseMs: null, attempts: 0, maxRetries: 3 }
+    for (const value of [task, { ...task, claimedBy: 3 }, { ...task, kind: 'heap' }]) {
+      expect(jitted(TaskRecordSchema).safeParse(value).success).toBe(TaskRecordSchema.safeParse(value).success)
+    }
   })
 
   it('compose with classic zod and zod/mini alike', () => {

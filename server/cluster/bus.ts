@@ -21,6 +21,7 @@ import { z } from 'zod'
 import * as zm from 'zod/mini'
 import { ChangeMetaSchema, VersionRecordSchema, ViolationRecordSchema } from '../../src/model/schema.ts'
 import { WorkflowMetaSchema } from '../../src/store/store.ts'
+import { jitted } from '../../src/store/jit-schema.ts'
 import type { RemoteVersion } from '../sync/workflow.ts'
 
 export interface BusHandlers {
@@ -100,7 +101,7 @@ export const encodeVersion = (v: RemoteVersion): Uint8Array => {
 export const decodeVersion = (data: Uint8Array): RemoteVersion => {
   const dec = decoding.createDecoder(data)
   const meta = WorkflowMetaSchema.parse(JSON.parse(decoding.readVarString(dec)))
-  const record = VersionRecordSchema.parse(JSON.parse(decoding.readVarString(dec)))
+  const record = jitted(VersionRecordSchema).parse(JSON.parse(decoding.readVarString(dec)))
   const n = decoding.readVarUint(dec)
   const updates: Uint8Array[] = []
   for (let i = 0; i < n; i++) updates.push(decoding.readVarUint8Array(dec))
