@@ -13,12 +13,13 @@ import type { $ZodType } from 'zod/v4/core'
 
 const twins = new WeakMap<$ZodType, $ZodType>()
 
-type Def = { type: string, shape?: Record<string, $ZodType>, innerType?: $ZodType, element?: $ZodType }
+type Def = { type: string, shape?: Record<string, $ZodType>, catchall?: $ZodType, innerType?: $ZodType, element?: $ZodType }
 
 const rebuild = (schema: $ZodType): $ZodType => {
   const def = schema._zod.def as unknown as Def
   switch (def.type) {
-    case 'object': return z.object(Object.fromEntries(Object.entries(def.shape ?? {}).map(([k, v]) => [k, jitted(v)])))
+    // A strict or passthrough object (none in the model today) stays as it is: z.object strips.
+    case 'object': return def.catchall !== undefined ? schema : z.object(Object.fromEntries(Object.entries(def.shape ?? {}).map(([k, v]) => [k, jitted(v)])))
     case 'optional': return z.optional(jitted(def.innerType as $ZodType))
     case 'nullable': return z.nullable(jitted(def.innerType as $ZodType))
     case 'array': return z.array(jitted(def.element as $ZodType))
