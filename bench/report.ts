@@ -11,6 +11,7 @@ import type { HotResult } from './scenario-hot.ts'
 import type { ColdLoadResult } from './scenario-cold-load.ts'
 import type { HeapResult } from './scenario-heap.ts'
 import type { HistoryResult } from './scenario-history.ts'
+import type { BundleResult } from './scenario-bundle.ts'
 import type { Spread } from './stats.ts'
 import type { Ladder, StepOutcome } from './steps.ts'
 
@@ -36,6 +37,7 @@ export interface BenchResults {
   cold?: ColdLoadResult
   heap?: HeapResult
   history?: HistoryResult
+  bundle?: BundleResult
   targets: Target[]
 }
 
@@ -178,8 +180,27 @@ export const fullMarkdown = (r: BenchResults): string => {
   if (r.limits !== undefined) {
     parts.push(`Limits: LevelDB (level 10) ${r.limits.level.map(l => `${int(l.putsPerSecond)} puts/s in batches of ${l.batch}`).join(', ')} (values ${dec(r.limits.level[0]?.valueBytes ?? Number.NaN, 0)} bytes); ws echo of ${r.limits.echo.bytes} bytes p50 ${dec(r.limits.echo.roundTrip.p50, 0)} us, p99 ${dec(r.limits.echo.roundTrip.p99, 0)} us.`, '')
   }
+  if (r.bundle !== undefined) parts.push(bundleMarkdown(r.bundle), '')
   parts.push('How it is measured: `bench/run.ts` (see the comments at the top of each `bench/*.ts`). Raw numbers: `bench.json`.', '')
   return parts.join('\n')
+}
+
+/** (8) The browser bundle: sizes, the baseline, the budget, bytes per package. */
+export const bundleMarkdown = (b: BundleResult): string => {
+  const names = Array.from(new Set([...Object.keys(b.sdk.packages), ...Object.keys(b.openWorkflow.packages), ...Object.keys(b.baseline.packages)]))
+  const rows: Array<[string, BundleResult['sdk'], number | null]> = [
+    ['`import { openWorkflow }` (handles with history and runtime APIs)', b.openWorkflow, b.marginGzip.openWorkflow],
+    ['every export of the entry (adds the zod/mini schemas)', b.sdk, b.marginGzip.sdk],
+    ['Yjs + y-websocket alone (`export *` of both): the baseline', b.baseline, null]
+  ]
+  return [
+    `**(8) browser bundle** (\`${b.entry}\` through esbuild: minified, browser platform, ESM; gzip level 9). Budget: baseline + ${kb(b.budgetGzip)} gzip.`, '',
+    '| bundle | minified | gzip | over the baseline, gzip | budget |', '|---|---|---|---|---|',
+    ...rows.map(([name, s, margin]) => `| ${name} | ${kb(s.minified)} | ${kb(s.gzip)} | ${margin === null ? '' : kb(s.gzip - b.baseline.gzip)} | ${margin === null ? '' : `${verdict(margin >= 0)} (${kb(Math.abs(margin))} ${margin >= 0 ? 'left' : 'over'})`} |`),
+    '', 'Minified bytes per package (`accord`: our own code):', '',
+    '| package | openWorkflow | every export | baseline |', '|---|---|---|---|',
+    ...names.map(n => `| ${n} | ${kb(b.openWorkflow.packages[n] ?? 0)} | ${kb(b.sdk.packages[n] ?? 0)} | ${kb(b.baseline.packages[n] ?? 0)} |`)
+  ].join('\n')
 }
 
 /** Replaces the bench section of docs/benchmarks.md (between the markers) with the summary. */

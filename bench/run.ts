@@ -11,7 +11,8 @@
  *   --wait <s>: wait up to s seconds (300) for other processes to leave the CPU before starting,
  *   and up to 60 s before each scenario; --no-wait skips both. --runs <n> overrides the 3 runs.
  *
- * Scenarios: limits, saturation (1), many (2), hot (3), cold (4), heap (5), history (6); cluster (7)
+ * Scenarios: limits, saturation (1), many (2), hot (3), cold (4), heap (5), history (6), bundle (8,
+ * browser bundle sizes, needs `npm run build`, reported in bench.md only); cluster (7)
  * runs only when named (--only cluster: PostgreSQL + Redis, 1-3 servers, bench/results/cluster.md).
  * --report-only rewrites bench.md and the docs/benchmarks.md section from bench.json.
  * Writes bench/results/bench.{json,md} and the docs/benchmarks.md section between the bench markers.
@@ -33,9 +34,10 @@ import { runHot } from './scenario-hot.ts'
 import { runMany } from './scenario-many.ts'
 import { runSaturation } from './scenario-saturation.ts'
 import { runCluster } from './scenario-cluster.ts'
+import { runBundle } from './scenario-bundle.ts'
 import { root } from './servers.ts'
 
-type Name = 'limits' | 'saturation' | 'many' | 'hot' | 'cold' | 'heap' | 'history' | 'cluster'
+type Name = 'limits' | 'saturation' | 'many' | 'hot' | 'cold' | 'heap' | 'history' | 'cluster' | 'bundle'
 const SCENARIOS: Array<{ name: Name, alias: string, run: (ctx: Context) => Promise<unknown> }> = [
   { name: 'limits', alias: '0', run: ctx => measureLimits(ctx.quick) },
   { name: 'saturation', alias: '1', run: runSaturation },
@@ -45,7 +47,9 @@ const SCENARIOS: Array<{ name: Name, alias: string, run: (ctx: Context) => Promi
   { name: 'heap', alias: '5', run: runHeap },
   { name: 'history', alias: '6', run: runHistory },
   // Needs PostgreSQL and Redis, and has its own table: only with --only cluster.
-  { name: 'cluster', alias: '7', run: runCluster }
+  { name: 'cluster', alias: '7', run: runCluster },
+  // Sizes of the browser bundle (needs dist/): bench.md only, not the README table.
+  { name: 'bundle', alias: '8', run: runBundle }
 ]
 
 const { values } = parseArgs({
@@ -147,7 +151,9 @@ merged.targets = evaluateTargets(merged)
 await mkdir(outDir, { recursive: true })
 await writeFile(path.join(outDir, `${base}.json`), JSON.stringify({ ...merged, errors: Object.keys(errors).length > 0 ? errors : undefined }, null, 2) + '\n')
 await writeFile(path.join(outDir, `${base}.md`), fullMarkdown(merged))
-if (!quick && await updateBenchmarkDoc(path.join(root, 'docs/benchmarks.md'), merged)) log('docs/benchmarks.md benchmark section updated')
+// Bundle sizes alone change nothing the docs/benchmarks.md table shows.
+const docShown = selected.some(s => s.name !== 'bundle')
+if (!quick && docShown && await updateBenchmarkDoc(path.join(root, 'docs/benchmarks.md'), merged)) log('docs/benchmarks.md benchmark section updated')
 process.stdout.write(summaryMarkdown(merged) + '\n')
 
 if (profileDir !== undefined) {

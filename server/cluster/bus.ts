@@ -18,8 +18,11 @@ import * as encoding from 'lib0/encoding'
 import * as decoding from 'lib0/decoding'
 import { z } from 'zod'
 import { InvalidMessageError } from '../../src/model/errors.ts'
+// The model's schemas are zod/mini ones: mini's functions reshape them.
+import * as zm from 'zod/mini'
 import { ChangeMetaSchema, VersionRecordSchema, ViolationRecordSchema } from '../../src/model/schema.ts'
 import { WorkflowMetaSchema } from '../../src/store/store.ts'
+import { jitted } from '../../src/store/jit-schema.ts'
 import type { RemoteVersion } from '../sync/contracts.ts'
 
 export interface BusHandlers {
@@ -41,8 +44,8 @@ export interface BusHandlers {
 const ForwardedInfoSchema = z.object({
   author: z.string(),
   description: z.string().optional(),
-  meta: ChangeMetaSchema.optional(),
-  violations: z.array(ViolationRecordSchema.omit({ id: true, workflowId: true, version: true })),
+  meta: z.optional(ChangeMetaSchema),
+  violations: z.array(zm.omit(ViolationRecordSchema, { id: true, workflowId: true, version: true })),
   /** Undoes the previous update's effect (a validator's compensation): relayed merged with it. */
   compensates: z.boolean()
 })
@@ -99,7 +102,7 @@ export const encodeVersion = (v: RemoteVersion): Uint8Array => {
 export const decodeVersion = (data: Uint8Array): RemoteVersion => {
   const dec = decoding.createDecoder(data)
   const meta = WorkflowMetaSchema.parse(JSON.parse(decoding.readVarString(dec)))
-  const record = VersionRecordSchema.parse(JSON.parse(decoding.readVarString(dec)))
+  const record = jitted(VersionRecordSchema).parse(JSON.parse(decoding.readVarString(dec)))
   const n = decoding.readVarUint(dec)
   const updates: Uint8Array[] = []
   for (let i = 0; i < n; i++) updates.push(decoding.readVarUint8Array(dec))

@@ -127,7 +127,7 @@ route('GET', '/v1/workflows/:id/diff', 'read', async r => {
 route('GET', '/v1/workflows/:id/snapshots', 'read', async r => history.listSnapshots(r.ctx, id(r)))
 
 route('POST', '/v1/workflows/:id/snapshots', 'write', async r => {
-  const body = parse(z.object({ name: z.string().min(1).max(200), kind: SnapshotKindSchema.optional(), description: z.string().max(2000).optional(), version: OptionalVersion }), await readBody(r))
+  const body = parse(z.object({ name: z.string().min(1).max(200), kind: z.optional(SnapshotKindSchema), description: z.string().max(2000).optional(), version: OptionalVersion }), await readBody(r))
   const version = body.version === undefined ? undefined : await versionArg(r, 'version', body.version)
   r.res.statusCode = 201
   return history.createSnapshot(r.ctx, id(r), { ...body, version, by: r.principal.agentId })

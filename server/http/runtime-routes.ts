@@ -69,7 +69,7 @@ export const addRuntimeRoutes = (route: RouteFn): void => {
   route('GET', '/v1/workflows/:id/tasks', 'read', async r => Object.values((await runtimeOf(r)).tasks).sort((a, b) => a.seq - b.seq))
 
   route('POST', '/v1/workflows/:id/tasks', 'write', async r => {
-    const body = parse(z.object({ payload: z.unknown(), kind: TaskKindSchema.optional(), maxRetries: z.number().int().nonnegative().optional(), id: z.string().min(1).max(200).optional() }), await readBody(r))
+    const body = parse(z.object({ payload: z.unknown(), kind: z.optional(TaskKindSchema), maxRetries: z.number().int().nonnegative().optional(), id: z.string().min(1).max(200).optional() }), await readBody(r))
     assertJson(body.payload ?? null)
     return r.ctx.withWorkflow(id(r), async wf => {
       const task = newTaskRecord(r.principal.agentId, body.payload ?? null, body)
@@ -80,7 +80,7 @@ export const addRuntimeRoutes = (route: RouteFn): void => {
   })
 
   route('POST', '/v1/workflows/:id/tasks/claim', 'write', async r => {
-    const body = parse(z.object({ kind: TaskKindSchema.optional(), leaseMs: z.number().int().positive().optional() }), await readBody(r))
+    const body = parse(z.object({ kind: z.optional(TaskKindSchema), leaseMs: z.number().int().positive().optional() }), await readBody(r))
     const task = await r.ctx.withWorkflow(id(r), wf => claimTask(wf, r.principal.agentId, body))
     if (task === null) {
       r.res.statusCode = 204

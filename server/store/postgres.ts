@@ -12,7 +12,7 @@
  * while a workflow is archived). Archive and delete lock the workflow row.
  */
 import type pg from 'pg'
-import type { ZodType } from 'zod'
+import type { $ZodType } from 'zod/v4/core'
 import { CorruptDataError, HeadMovedError, StorageError } from '../../src/model/errors.ts'
 import { ConflictRecordSchema, SnapshotRecordSchema, VersionRecordSchema, ViolationRecordSchema, type VersionRecord } from '../../src/model/schema.ts'
 import { compress, decodeChunk, decodeUpdates, decompress, encodeChunk, encodeUpdates, type Chunk } from '../../src/store/codec.ts'
@@ -358,7 +358,7 @@ export const openPostgresStore = async (url: string, options: PostgresStoreOptio
     }
   })
 
-  const listRecords = async <T>(table: string, kind: keys.Kind, schema: ZodType<T>, id: string): Promise<T[]> =>
+  const listRecords = async <T>(table: string, kind: keys.Kind, schema: $ZodType<T>, id: string): Promise<T[]> =>
     (await query(`SELECT id, record FROM ${table} WHERE workflow_id = $1 ORDER BY id`, [id]))
       .map(r => parse(schema, keys.key(id, kind, num(r.id)), bytes(r.record)))
 

@@ -32,7 +32,7 @@ export interface ConnectionOptions {
   onRequest: (conn: Connection, body: unknown) => Promise<unknown>
 }
 
-const DescribeSchema = z.object({ description: z.string().max(2000).optional(), meta: ChangeMetaSchema.optional() })
+const DescribeSchema = z.object({ description: z.string().max(2000).optional(), meta: z.optional(ChangeMetaSchema) })
 
 let nextId = 1
 

@@ -3,10 +3,9 @@
  * `workflowId` defaults to the workflow of the connection.
  */
 import { z } from 'zod'
-import { SnapshotKindSchema } from '../../src/model/schema.ts'
+import { SnapshotKindSchema, WorkflowIdSchema } from '../../src/model/schema.ts'
 import { TaskKindSchema } from '../../src/model/runtime.ts'
 import { claimTask, completeTask, failTask } from '../runtime/runtime.ts'
-import { WorkflowIdSchema } from '../../src/model/workflow-id.ts'
 import type { Connection } from './connection.ts'
 import { ForbiddenError, type Right } from '../http/auth.ts'
 import type { Workflow } from './workflow.ts'
@@ -14,13 +13,13 @@ import type { ChangeFeed } from './feed.ts'
 import * as history from '../history/history.ts'
 
 const Version = z.number().int().nonnegative()
-const Target = { workflowId: WorkflowIdSchema.optional() }
+const Target = { workflowId: z.optional(WorkflowIdSchema) }
 
 const methods = {
   history: z.object({ ...Target, limit: z.number().int().positive().optional(), before: Version.optional() }),
   stateAt: z.object({ ...Target, version: Version }),
   diff: z.object({ ...Target, from: Version, to: Version }),
-  createSnapshot: z.object({ ...Target, name: z.string().min(1).max(200), kind: SnapshotKindSchema.optional(), description: z.string().max(2000).optional(), version: Version.optional() }),
+  createSnapshot: z.object({ ...Target, name: z.string().min(1).max(200), kind: z.optional(SnapshotKindSchema), description: z.string().max(2000).optional(), version: Version.optional() }),
   listSnapshots: z.object(Target),
   deleteSnapshot: z.object({ ...Target, snapshotId: z.string() }),
   restore: z.object({ ...Target, version: Version.optional(), snapshotId: z.string().optional() }),
@@ -31,7 +30,7 @@ const methods = {
   subscribe: z.object({ ...Target, path: z.string().optional(), after: Version.optional() }),
   unsubscribe: z.object({ subscription: z.number().int() }),
   violations: z.object(Target),
-  claimTask: z.object({ ...Target, kind: TaskKindSchema.optional(), leaseMs: z.number().int().positive().max(24 * 3600 * 1000).optional() }),
+  claimTask: z.object({ ...Target, kind: z.optional(TaskKindSchema), leaseMs: z.number().int().positive().max(24 * 3600 * 1000).optional() }),
   completeTask: z.object({ ...Target, taskId: z.string(), result: z.unknown().optional() }),
   failTask: z.object({ ...Target, taskId: z.string(), error: z.string().max(2000) })
 } as const

@@ -65,7 +65,7 @@ export const createHttpApi = (options: HttpApiOptions): HttpApi => {
   const base = httpBase(options.url)
   const doFetch = options.fetch ?? globalThis.fetch
 
-  const call = async <T>(schema: z.ZodType<T>, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<T> => {
+  const call = async <T>(schema: z.core.$ZodType<T>, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<T> => {
     let res: Response
     try {
       res = await doFetch(base + path, {
@@ -90,7 +90,7 @@ export const createHttpApi = (options: HttpApiOptions): HttpApi => {
       if (e.success) throw new AccordError(e.data.error.code as AccordErrorCode, e.data.error.message, e.data.error.details ?? undefined)
       throw new AccordError('WORKFLOW_UNAVAILABLE', `${method} ${path} answered ${res.status}`)
     }
-    const parsed = schema.safeParse(json)
+    const parsed = z.safeParse(schema, json)
     if (!parsed.success) throw new AccordError('INVALID_MESSAGE', `unexpected reply to ${method} ${path}`, { issues: parsed.error.issues })
     return parsed.data
   }

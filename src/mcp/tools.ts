@@ -116,7 +116,7 @@ export const registerTools = (server: McpServer, ctx: ToolContext): void => {
   server.registerTool('create_task', {
     title: 'Create a task',
     description: 'Adds a pending task to the workflow (stack: claimed newest first; queue: oldest first).',
-    inputSchema: { workflowId, payload: z.any().describe('Any JSON value describing the work'), kind: TaskKindSchema.optional().describe('stack (default) or queue') }
+    inputSchema: { workflowId, payload: z.any().describe('Any JSON value describing the work'), kind: z.optional(TaskKindSchema).describe('stack (default) or queue') }
   }, safely(async args => {
     const id = assertWorkflowId(args.workflowId)
     const payload = (args.payload ?? null) as JsonValue
@@ -129,7 +129,7 @@ export const registerTools = (server: McpServer, ctx: ToolContext): void => {
   server.registerTool('claim_task', {
     title: 'Claim a task',
     description: 'Claims the next pending task for this agent (null when there is none); the lease ends it after leaseMs.',
-    inputSchema: { workflowId, kind: TaskKindSchema.optional(), leaseMs: z.number().int().positive().optional() }
+    inputSchema: { workflowId, kind: z.optional(TaskKindSchema), leaseMs: z.number().int().positive().optional() }
   }, safely(async args => {
     const handle = await handles.get(args.workflowId)
     return { task: await handle.tasks.claim({ kind: args.kind, leaseMs: args.leaseMs }) }

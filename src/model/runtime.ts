@@ -11,10 +11,14 @@
  *   accord:events     RuntimeEvent[]              timeouts and lease expiries noticed by the server
  */
 import * as Y from 'yjs'
-import { z } from 'zod'
 import { AccordError } from './errors.ts'
 import { setAt, setMapContents, yToJson } from './json-yjs.ts'
 import type { JsonObject, JsonValue } from './json.ts'
+import type { AgentRecord, AgentStatus, RuntimeEvent, SessionRecord, TaskKind, TaskRecord } from './runtime-schema.ts'
+
+// The records' schemas live in a module of their own, so that a bundle that never validates
+// them (the browser SDK's openWorkflow) leaves zod out; they are still exported from here.
+export * from './runtime-schema.ts'
 
 export const RUNTIME_ROOTS = {
   agents: 'accord:lifecycle',
@@ -27,10 +31,6 @@ export const EVENTS_ROOT = 'accord:events'
 export type RuntimeSection = keyof typeof RUNTIME_ROOTS
 export const runtimeMap = (doc: Y.Doc, section: RuntimeSection): Y.Map<unknown> => doc.getMap(RUNTIME_ROOTS[section])
 export const eventsArray = (doc: Y.Doc): Y.Array<unknown> => doc.getArray(EVENTS_ROOT)
-
-export const AGENT_STATUSES = ['idle', 'processing', 'resuming', 'error', 'archiving', 'notifying'] as const
-export const AgentStatusSchema = z.enum(AGENT_STATUSES)
-export type AgentStatus = z.infer<typeof AgentStatusSchema>
 
 /** Allowed transitions: from -> the statuses it may move to. */
 export type TransitionTable = Record<AgentStatus, readonly AgentStatus[]>
@@ -51,72 +51,6 @@ export const DEFAULT_TIMEOUTS: Partial<Record<AgentStatus, number>> = {
   error: 60_000
 }
 
-const Json = z.record(z.string(), z.unknown())
-
-export const TransitionSchema = z.object({
-  from: AgentStatusSchema,
-  to: AgentStatusSchema,
-  at: z.number(),
-  metadata: Json.optional(),
-  reset: z.boolean().optional()
-})
-
-export const AgentRecordSchema = z.object({
-  status: AgentStatusSchema,
-  since: z.number(),
-  metadata: Json,
-  history: z.array(TransitionSchema),
-  /** Set by the server when the agent stayed in `status` past its timeout. */
-  timedOut: z.object({ status: AgentStatusSchema, at: z.number() }).optional()
-})
-export type AgentRecord = z.infer<typeof AgentRecordSchema>
-
-export const SessionRecordSchema = z.object({
-  paused: z.boolean(),
-  reason: z.string().optional(),
-  metadata: Json.optional(),
-  pausedAt: z.number().optional(),
-  pausedBy: z.string().optional(),
-  resumedAt: z.number().optional(),
-  resumedBy: z.string().optional(),
-  context: Json
-})
-export type SessionRecord = z.infer<typeof SessionRecordSchema>
-
-export const TASK_KINDS = ['stack', 'queue'] as const
-export const TaskKindSchema = z.enum(TASK_KINDS)
-export type TaskKind = z.infer<typeof TaskKindSchema>
-export const TaskStatusSchema = z.enum(['pending', 'claimed', 'done', 'failed'])
-
-export const TaskRecordSchema = z.object({
-  id: z.string(),
-  kind: TaskKindSchema,
-  /** Order key: LIFO claims take the highest, FIFO the lowest. */
-  seq: z.number(),
-  payload: z.unknown(),
-  status: TaskStatusSchema,
-  createdAt: z.number(),
-  createdBy: z.string(),
-  claimedBy: z.string().nullable(),
-  claimedAt: z.number().nullable(),
-  leaseMs: z.number().nullable(),
-  /** Claims that ended in fail() or an expired lease. */
-  attempts: z.number().int(),
-  maxRetries: z.number().int(),
-  result: z.unknown().optional(),
-  error: z.string().optional()
-})
-export type TaskRecord = z.infer<typeof TaskRecordSchema>
-
-export const RuntimeEventSchema = z.object({
-  type: z.enum(['timeout', 'lease-expired']),
-  at: z.number(),
-  agentId: z.string(),
-  status: AgentStatusSchema.optional(),
-  since: z.number().optional(),
-  taskId: z.string().optional()
-})
-export type RuntimeEvent = z.infer<typeof RuntimeEventSchema>
 
 export interface RuntimeState {
   agents: Record<string, AgentRecord>

@@ -1,4 +1,3 @@
-import { z } from 'zod'
 import { InvalidWorkflowIdError } from './errors.ts'
 
 /**
@@ -6,8 +5,6 @@ import { InvalidWorkflowIdError } from './errors.ts'
  * without the key separator ('!') or '/'.
  */
 export const WORKFLOW_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/
-
-export const WorkflowIdSchema = z.string().regex(WORKFLOW_ID_PATTERN)
 
 export const isValidWorkflowId = (id: string): boolean => WORKFLOW_ID_PATTERN.test(id)
 

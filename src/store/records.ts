@@ -3,7 +3,9 @@
  * driver's failure into a StorageError (our own typed errors pass through), and reading framed
  * JSON records back through their zod schemas, so damage is a CorruptDataError naming the key.
  */
-import type { ZodType } from 'zod'
+// Core types and functions: records are checked against classic and zod/mini schemas alike.
+import { safeParse, type $ZodType } from 'zod/v4/core'
+import { jitted } from './jit-schema.ts'
 import { CorruptDataError, HeadMovedError, StorageError } from '../model/errors.ts'
 import { VersionRecordSchema, type VersionRecord } from '../model/schema.ts'
 import { unframeJson as plainUnframeJson, type Framer } from './frame.ts'
@@ -21,8 +23,8 @@ export const wrapStorage = async <T>(what: string, fn: () => Promise<T>): Promis
 }
 
 /** Reads framed JSON (plain, or through `framer` when values may be encrypted) against a schema. */
-export const recordParser = (framer?: Pick<Framer, 'unframeJson'>) => <T>(schema: ZodType<T>, key: string, value: Uint8Array): T => {
-  const parsed = schema.safeParse((framer?.unframeJson ?? plainUnframeJson)(key, value))
+export const recordParser = (framer?: Pick<Framer, 'unframeJson'>) => <T>(schema: $ZodType<T>, key: string, value: Uint8Array): T => {
+  const parsed = safeParse(jitted(schema), (framer?.unframeJson ?? plainUnframeJson)(key, value))
   if (!parsed.success) throw new CorruptDataError(key, 'record does not match its schema')
   return parsed.data
 }
@@ -35,7 +37,7 @@ export const parseArchivedRecord = (key: string, json: string): VersionRecord =>
   } catch {
     throw new CorruptDataError(key, 'invalid JSON in archive')
   }
-  const parsed = VersionRecordSchema.safeParse(value)
+  const parsed = safeParse(jitted(VersionRecordSchema), value)
   if (!parsed.success) throw new CorruptDataError(key, 'archived record does not match its schema')
   return parsed.data
 }
