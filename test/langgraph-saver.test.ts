@@ -106,7 +106,7 @@ describe('AccordSaver', () => {
     const got = await s.getTuple(cfg(t))
     expect(got?.checkpoint.channel_values.plan).toEqual({ steps: ['a', 'b'] })
     expect(got?.checkpoint.channel_values.raw).toEqual(bytes)
-    const [back] = got?.checkpoint.channel_values.messages as HumanMessage[]
+    const [back] = (got?.checkpoint.channel_values.messages ?? []) as HumanMessage[]
     expect(back).toBeInstanceOf(HumanMessage)
     expect(back?.content).toBe('hello')
     expect('gone' in (got?.checkpoint.channel_values ?? {})).toBe(false)
