@@ -138,6 +138,17 @@ describe('settings', () => {
     expect(existsSync(data)).toBe(true)
   })
 
+  it('docs/configuration.md lists every setting with its variable and default', async () => {
+    const { SERVE_SETTINGS } = await import('../server/ops/serve-settings.ts')
+    const doc = await readFile(path.join(ROOT, 'docs/configuration.md'), 'utf8')
+    for (const setting of SERVE_SETTINGS) {
+      const row = doc.split('\n').find(line => line.startsWith(`| \`--${setting.flag}\``))
+      expect(row, `a row for --${setting.flag}`).toBeDefined()
+      expect(row).toContain(`\`${setting.env}\``)
+      expect(row).toContain(setting.default === undefined ? '| unset |' : `| \`${String(setting.default)}\` |`)
+    }
+  })
+
   it('a schemas module exporting something else is refused before the store opens', async () => {
     const dir = await tempDir()
     const schemas = path.join(dir, 'schemas.mjs')
