@@ -5,6 +5,9 @@
  *
  *   ACCORD_URL=ws://127.0.0.1:1234 ACCORD_AUTH_SECRET=... npx tsx examples/compose/two-agents.ts
  *
+ * ACCORD_WORKER_URL (default ACCORD_URL) connects the worker elsewhere, e.g. to a second server
+ * of the same cluster, so the example shows two servers syncing one workflow.
+ *
  * With ACCORD_AUTH_SECRET each agent gets its own token (write access to this one workflow),
  * minted here the way `accord token` does; without it the server must run without auth.
  */
@@ -15,24 +18,27 @@ interface Task { id: number, title: string, status: 'todo' | 'doing' | 'done' }
 interface Board { tasks?: Task[] }
 
 const url = process.env.ACCORD_URL ?? 'ws://127.0.0.1:1234'
+const workerUrl = process.env.ACCORD_WORKER_URL ?? url
 const secret = process.env.ACCORD_AUTH_SECRET
 const workflow = process.env.ACCORD_WORKFLOW ?? `compose-plan-${Date.now()}`
 const TITLES = ['write the spec', 'build the feature', 'ship it']
 
 const watchdog = setTimeout(() => {
-  console.error('two agents did not finish within 30 s')
+  console.error(`two agents did not finish within 30 s: planner sees ${JSON.stringify(planner?.state)}, worker sees ${JSON.stringify(worker?.state)}`)
   process.exit(1)
 }, 30_000)
 
-const agent = async (agentId: string): Promise<ReturnType<typeof openWorkflow>> => {
+const agent = async (agentId: string, url: string): Promise<ReturnType<typeof openWorkflow>> => {
   const token = secret === undefined ? undefined : await mintToken({ secret, agentId, scopes: [`write:${workflow}`], expiresIn: '10m' })
   const handle = openWorkflow(workflow, { url, agentId, token })
   await handle.whenSynced({ timeoutMs: 20_000 })
   return handle
 }
 
-const planner = await agent('planner')
-const worker = await agent('worker')
+let planner: Awaited<ReturnType<typeof agent>> | undefined
+let worker: Awaited<ReturnType<typeof agent>> | undefined
+planner = await agent('planner', url)
+worker = await agent('worker', workerUrl)
 const board = (h: typeof planner): Board => h.state as Board
 const allDone = (h: typeof planner): boolean => {
   const tasks = board(h).tasks ?? []
