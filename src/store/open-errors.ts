@@ -18,7 +18,7 @@ export const describeOpenError = async (location: string, err: unknown): Promise
   const chain = causes(err)
   const has = (test: (c: { code?: string, message: string }) => boolean): boolean => chain.some(test)
   if (has(c => c.code === 'LEVEL_LOCKED' || /lock .*already held/i.test(c.message))) {
-    return new StorageError(`another accord serve is using ${location} (or another accord command, or a program using the store): stop it first, or give this one its own --data directory`, { cause: err })
+    return new StorageError(`another accord serve is using ${location} (its lock is held: the store is in use by another process, an accord serve or command): stop it first, or give this one its own --data directory`, { cause: err })
   }
   const info = await stat(location).catch(() => null)
   if (info !== null && !info.isDirectory()) {
