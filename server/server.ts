@@ -6,6 +6,7 @@
  * sockets, timers and the store, so many servers can share one process.
  */
 import http from 'node:http'
+import https from 'node:https'
 import path from 'node:path'
 import type { AddressInfo } from 'node:net'
 import { WebSocketServer, type WebSocket } from 'ws'
@@ -116,6 +117,8 @@ export interface ServerOptions {
   mcp?: McpEndpointOptions
   /** The inspector at /ui (default true; false turns it off), or the directory of its build (default dist/ui). */
   ui?: boolean | { dir: string }
+  /** Serve https:// and wss:// with this PEM certificate (chain) and private key. */
+  tls?: { cert: string | Buffer, key: string | Buffer }
 }
 
 export interface AccordServer {
@@ -450,7 +453,7 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
     // Without auth, every local client is trusted: keep web pages (DNS rebinding) out.
     const guard = verifier === null ? createOriginGuard({ allowedOrigins: options.allowedOrigins }) : () => null
     uiCtx = { dir: options.ui === false ? null : typeof options.ui === 'object' ? options.ui.dir : defaultUiDir(), watch: listWatch, authenticate, keepAliveMs: 15_000, streams }
-    const server = http.createServer((req, res) => {
+    const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
       const refusal = guard(req)
       if (refusal !== null) {
         log.warn('refused request', { reason: refusal, method: req.method })
@@ -458,7 +461,8 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
         return
       }
       void handleHttp(req, res, httpCtx)
-    })
+    }
+    const server: http.Server = options.tls === undefined ? http.createServer(onRequest) : https.createServer({ cert: options.tls.cert, key: options.tls.key }, onRequest)
     // ws enforces a hard ceiling while reading (1009); our own check gives 4413 below it.
     const sockets = new WebSocketServer({ noServer: true, maxPayload: maxMessageSize * 2 })
     server.on('upgrade', (req, socket, head) => {
@@ -489,7 +493,7 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
     sweepTimer = setInterval(() => { track(sweep(), 'maintenance sweep') }, options.sweepIntervalMs ?? 60 * 60 * 1000)
     sweepTimer.unref()
     const addr = server.address() as AddressInfo
-    const url = `ws://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`
+    const url = `${options.tls === undefined ? 'ws' : 'wss'}://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`
     selfUrl = url
     log.info('accord listening', { url, dataDir: ownsStore ? path.resolve(options.dataDir ?? './data') : undefined, auth: verifier !== null })
     if (verifier === null) log.warn('no auth configured: listening on loopback only, and every local client may read and write every workflow')
@@ -550,11 +554,13 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
     }
     await monitor?.close()
     await Promise.all(Array.from(background))
+    const flushed = registry?.loaded().length ?? 0
     await registry?.close()
     await Promise.all(Array.from(background))
     await bus?.close()
     if (ownsStore) await store?.close()
     state = 'closed'
+    if (httpServer !== null) log.info('accord closed', { workflowsFlushed: flushed })
   }
 
   return {

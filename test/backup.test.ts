@@ -3,7 +3,8 @@
  * `accord restore-backup` brings it back, verified; the restored store serves the same state and
  * history as the original at the backup's point in time. Damaged backups are refused.
  */
-import { readFile, writeFile, mkdir, readdir } from 'node:fs/promises'
+import { readFile, writeFile, mkdir, readdir, rm, stat } from 'node:fs/promises'
+import { gunzipSync, gzipSync } from 'node:zlib'
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { useServers } from './helpers/use-servers.ts'
@@ -73,10 +74,11 @@ describe('backups', () => {
     const dir = path.join(await tempDir(), 'backup')
     expect((await runAccord(['backup', dir, '--server', srv.url])).code).toBe(0)
 
-    const file = path.join(dir, 'records.bin')
-    const bytes = await readFile(file)
+    // One flipped bit inside the records (recompressed, so only the checksum can catch it).
+    const file = path.join(dir, 'records.bin.gz')
+    const bytes = gunzipSync(await readFile(file))
     bytes[Math.floor(bytes.length / 2)]! ^= 0x01
-    await writeFile(file, bytes)
+    await writeFile(file, gzipSync(bytes))
     const target = path.join(await tempDir(), 'restored')
     const run = await runAccord(['restore-backup', dir, '--data', target])
     expect(run.code).toBe(1)
@@ -85,13 +87,41 @@ describe('backups', () => {
 
     // A non-empty target is never overwritten.
     bytes[Math.floor(bytes.length / 2)]! ^= 0x01
-    await writeFile(file, bytes)
+    await writeFile(file, gzipSync(bytes))
     await mkdir(target)
     await writeFile(path.join(target, 'keep.txt'), 'mine')
     const refused = await runAccord(['restore-backup', dir, '--data', target])
     expect(refused.code).toBe(1)
     expect(refused.stderr).toMatch(/not empty/)
     expect(await readFile(path.join(target, 'keep.txt'), 'utf8')).toBe('mine')
+  })
+
+  it('writes gzipped backups smaller than their records, and still restores uncompressed ones', async () => {
+    const srv = await start()
+    const a = sdkAgent(srv.url, 'bk-size', 'writer')
+    for (let i = 0; i < 30; i++) {
+      a.update(d => { d[`task${i}`] = { title: `task number ${i}`, status: 'todo', notes: 'the same words again and again' } })
+      await waitFor(async () => ((await srv.server.store.getMeta('bk-size'))?.head ?? 0) > i, { what: `version ${i + 1}` })
+    }
+    const dir = path.join(await tempDir(), 'backup')
+    const run = await runAccord(['backup', dir, '--server', srv.url])
+    expect(run.code).toBe(0)
+    const manifest = JSON.parse(await readFile(path.join(dir, 'manifest.json'), 'utf8')) as { bytes: number, storedBytes: number, compression: string }
+    expect(manifest.compression).toBe('gzip')
+    const stored = (await stat(path.join(dir, 'records.bin.gz'))).size
+    expect(manifest.storedBytes).toBe(stored)
+    expect(stored).toBeLessThan(manifest.bytes / 2)
+
+    // A backup from before compression: plain records.bin, no compression in the manifest.
+    await writeFile(path.join(dir, 'records.bin'), gunzipSync(await readFile(path.join(dir, 'records.bin.gz'))))
+    await rm(path.join(dir, 'records.bin.gz'))
+    const { compression: _c, storedBytes: _s, ...old } = manifest
+    await writeFile(path.join(dir, 'manifest.json'), JSON.stringify(old))
+    const target = path.join(await tempDir(), 'restored')
+    const restored = await runAccord(['restore-backup', dir, '--data', target])
+    expect(restored.stderr).toBe('')
+    expect(restored.code).toBe(0)
+    expect(restored.stdout).toMatch(/restored 1 workflows, 30 versions .*verified/)
   })
 
   it('needs the admin right on every workflow when auth is on', async () => {

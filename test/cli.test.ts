@@ -4,6 +4,7 @@
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
 import { spawn, type ChildProcess } from 'node:child_process'
 import path from 'node:path'
+import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { removeTempDirs, tempDir } from './helpers/server.ts'
 import { closeClients, sdkAgent } from './helpers/clients.ts'
@@ -99,7 +100,7 @@ describe('accord CLI', () => {
     const { code, stderr, stdout } = await run(['serve', '--bogus'])
     expect(code).toBe(2)
     expect(stderr).toMatch(/--bogus/)
-    expect(stderr).toContain('Usage: accord')
+    expect(stderr).toContain('accord --help')
     expect(stdout).toBe('')
   })
 
@@ -107,14 +108,22 @@ describe('accord CLI', () => {
     const { code, stderr } = await run(['frobnicate'])
     expect(code).toBe(2)
     expect(stderr).toContain('unknown command frobnicate')
-    expect(stderr).toContain('Usage: accord')
+    expect(stderr).toContain('accord --help')
+  })
+
+  it('--version prints the package version', async () => {
+    const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }
+    const { code, stdout } = await run(['--version'])
+    expect(code).toBe(0)
+    expect(stdout).toBe(`accord ${pkg.version}\n`)
   })
 
   it('serve prints its URL, get prints a workflow\'s JSON, SIGTERM stops the server with exit 0', async () => {
     const data = await tempDir('accord-cli-')
     const server = start(['serve', '--port', '0', '--data', data, '--log-level', 'silent'])
-    const [, url, port] = await waitForOutput(server, /accord serving on (ws:\/\/127\.0\.0\.1:(\d+))\n/)
+    const [, url, port] = await waitForOutput(server, /accord serving on (ws:\/\/127\.0\.0\.1:(\d+)) \(store leveldb:(.+), bus none, auth off, tls off\)\n/)
     expect(Number(port)).toBeGreaterThan(0)
+    expect(server.stdout()).toContain(`store leveldb:${data},`)
 
     // An SDK agent writes; a second one converging proves the server holds the edit.
     const writer = sdkAgent(url as string, 'cli-flow', 'writer')
@@ -135,5 +144,6 @@ describe('accord CLI', () => {
     await closeClients()
     server.child.kill('SIGTERM')
     expect(await within(server.exited, 'the server to exit after SIGTERM', server)).toBe(0)
+    expect(server.stdout()).toMatch(/accord stopped cleanly: 1 workflows flushed, store closed\n$/)
   })
 })

@@ -2,24 +2,28 @@
  * Online backups. The running server streams every stored record from one snapshot of its store
  * (`GET /v1/admin/backup`): a LevelDB snapshot, or one PostgreSQL REPEATABLE READ transaction
  * whose rows go out as the LevelDB records they stand for. `accord backup <dir>` writes them to
- * `<dir>/records.bin` with a `manifest.json`, and `accord restore-backup <dir>` checks the
- * manifest's SHA-256, writes the records into a fresh LevelDB data dir, verifies every record and
+ * `<dir>/records.bin.gz` (gzipped, see writeBackup) with a `manifest.json`, and
+ * `accord restore-backup <dir>` checks the manifest's SHA-256, writes the records into a fresh LevelDB data dir, verifies every record and
  * history there (verify.ts), and only then moves it into place. A backup never depends on the
  * server being stopped.
  *
  * Stream layout (all lengths u32 big-endian):
  *   record  := keyLength key(utf8) valueLength value     (keyLength > 0)
  *   trailer := 0 valueLength value(JSON BackupTrailer)   (once, last)
- * The trailer's sha256 covers every record byte before it, which is exactly `records.bin`.
+ * The trailer's sha256 covers every record byte before it, which is exactly `records.bin`
+ * uncompressed. Backups written before compression (`records.bin`, no `compression` in the
+ * manifest) still restore.
  */
 import { createHash } from 'node:crypto'
 import { createReadStream, createWriteStream } from 'node:fs'
+import { createGunzip, createGzip } from 'node:zlib'
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import type http from 'node:http'
 import path from 'node:path'
 import { once } from 'node:events'
 import { z } from 'zod'
 import { AccordError, CorruptDataError } from '../../src/model/errors.ts'
+import { NoDataError } from './cli-errors.ts'
 import { unframeJson } from '../../src/store/frame.ts'
 import { importLevelRecords, openLevelStore } from '../../src/store/level.ts'
 import { WorkflowMetaSchema, type Store } from '../../src/store/store.ts'
@@ -38,7 +42,11 @@ export type BackupTrailer = z.infer<typeof BackupTrailerSchema>
 export const BackupManifestSchema = BackupTrailerSchema.extend({
   format: z.literal(BACKUP_FORMAT),
   createdAt: z.string(),
-  source: z.string()
+  source: z.string(),
+  /** Absent in backups written before compression: the records are in plain `records.bin`. */
+  compression: z.literal('gzip').optional(),
+  /** Size of the records file on disk (compressed). */
+  storedBytes: z.number().int().nonnegative().optional()
 })
 export type BackupManifest = z.infer<typeof BackupManifestSchema>
 
@@ -114,11 +122,24 @@ const isEmptyDir = async (dir: string): Promise<boolean> => {
   }
 }
 
-/** Client side: writes a backup stream into `dir`; nothing is left behind on failure. */
-export const writeBackup = async (chunks: AsyncIterable<Uint8Array>, dir: string, source: string): Promise<BackupManifest> => {
+export const RECORDS_FILE = { gzip: 'records.bin.gz', none: 'records.bin' } as const
+
+/** Progress callback of backup and restore: records so far, of `total` when known. */
+export type RecordProgress = (p: { records: number, total?: number, bytes: number }) => void
+
+/**
+ * Client side: writes a backup stream into `dir`, gzipped; nothing is left behind on failure.
+ * Gzip because the stream carries every record uncompressed (plus length prefixes), while LevelDB
+ * keeps its compacted tables Snappy-compressed, so a plain records file could outgrow the store.
+ * Measured for 40 workflows of 50 edits each: data dir 1.59 MB, raw records 1.30 MB, gzipped
+ * 0.24 MB (JSON-ish Yjs updates and version records compress about 5x).
+ */
+export const writeBackup = async (chunks: AsyncIterable<Uint8Array>, dir: string, source: string, onProgress?: RecordProgress): Promise<BackupManifest> => {
   if (!await isEmptyDir(dir)) throw new AccordError('INVALID_REQUEST', `backup directory ${dir} is not empty`)
   await mkdir(dir, { recursive: true })
-  const file = createWriteStream(path.join(dir, 'records.bin'))
+  const file = createWriteStream(path.join(dir, RECORDS_FILE.gzip))
+  const gzip = createGzip()
+  gzip.pipe(file)
   const hash = createHash('sha256')
   let records = 0
   let bytes = 0
@@ -135,30 +156,35 @@ export const writeBackup = async (chunks: AsyncIterable<Uint8Array>, dir: string
       hash.update(item.raw)
       records++
       bytes += item.raw.length
-      if (!file.write(item.raw)) await once(file, 'drain')
+      if (!gzip.write(item.raw)) await once(gzip, 'drain')
+      onProgress?.({ records, bytes })
     }
-    file.end()
+    gzip.end()
     await once(file, 'finish')
     if (trailer === null) throw new CorruptDataError('backup', 'the stream ended without its trailer (server stopped mid-backup?)')
     const sha256 = hash.digest('hex')
     if (sha256 !== trailer.sha256 || records !== trailer.records || bytes !== trailer.bytes) {
       throw new CorruptDataError('backup', `received ${records} records (sha256 ${sha256}), the server sent ${trailer.records} (sha256 ${trailer.sha256})`)
     }
-    const manifest: BackupManifest = { format: BACKUP_FORMAT, createdAt: new Date().toISOString(), source, ...trailer }
+    const manifest: BackupManifest = { format: BACKUP_FORMAT, createdAt: new Date().toISOString(), source, ...trailer, compression: 'gzip', storedBytes: file.bytesWritten }
     await writeFile(path.join(dir, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n')
     return manifest
   } catch (err) {
+    gzip.destroy()
     file.destroy()
     await rm(dir, { recursive: true, force: true })
     throw err
   }
 }
 
+/** The manifest of the backup in `dir`; a missing one means there is no backup there (NoDataError). */
 export const readManifest = async (dir: string): Promise<BackupManifest> => {
   let json: unknown
   try {
     json = JSON.parse(await readFile(path.join(dir, 'manifest.json'), 'utf8'))
   } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'ENOENT' || code === 'ENOTDIR') throw new NoDataError(dir, 'Accord backup')
     throw new CorruptDataError(`${dir}/manifest.json`, `unreadable: ${(err as Error).message}`)
   }
   const parsed = BackupManifestSchema.safeParse(json)
@@ -167,14 +193,26 @@ export const readManifest = async (dir: string): Promise<BackupManifest> => {
 }
 
 /** Reads records.bin as a stream of records, checking the manifest's counts and SHA-256 at the end. */
-async function * backupRecords (dir: string, manifest: BackupManifest): AsyncGenerator<[string, Uint8Array]> {
+async function * backupRecords (dir: string, manifest: BackupManifest, onProgress?: RecordProgress): AsyncGenerator<[string, Uint8Array]> {
   const hash = createHash('sha256')
   let records = 0
-  for await (const item of parseStream(createReadStream(path.join(dir, 'records.bin')))) {
-    if ('trailer' in item) throw new CorruptDataError('records.bin', 'unexpected trailer')
-    hash.update(item.raw)
-    records++
-    yield [item.key, item.value]
+  let bytes = 0
+  const name = manifest.compression === 'gzip' ? RECORDS_FILE.gzip : RECORDS_FILE.none
+  const raw = createReadStream(path.join(dir, name))
+  const source = manifest.compression === 'gzip' ? raw.pipe(createGunzip()) : raw
+  raw.once('error', err => { source.destroy(err) })
+  try {
+    for await (const item of parseStream(source)) {
+      if ('trailer' in item) throw new CorruptDataError(name, 'unexpected trailer')
+      hash.update(item.raw)
+      records++
+      bytes += item.raw.length
+      onProgress?.({ records, total: manifest.records, bytes })
+      yield [item.key, item.value]
+    }
+  } catch (err) {
+    if (err instanceof AccordError) throw err
+    throw new CorruptDataError(`${dir}/${name}`, (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'missing' : `unreadable: ${(err as Error).message}`)
   }
   const sha256 = hash.digest('hex')
   if (sha256 !== manifest.sha256 || records !== manifest.records) {
@@ -186,18 +224,18 @@ async function * backupRecords (dir: string, manifest: BackupManifest): AsyncGen
  * Restores a backup into `dataDir`, which must not exist or be empty. The records go into a
  * sibling temp dir first; it becomes `dataDir` only after the checksums and verify pass.
  */
-export const restoreBackup = async (dir: string, dataDir: string, encryptionKey?: Uint8Array): Promise<{ manifest: BackupManifest, report: VerifyReport }> => {
+export const restoreBackup = async (dir: string, dataDir: string, encryptionKey?: Uint8Array, progress?: { records?: RecordProgress, verify?: (done: number, total: number) => void }): Promise<{ manifest: BackupManifest, report: VerifyReport }> => {
   const manifest = await readManifest(dir)
   const target = path.resolve(dataDir)
   if (!await isEmptyDir(target)) throw new AccordError('INVALID_REQUEST', `${target} is not empty: restore into a new directory (or move the old one away)`)
   const temp = `${target}.restoring-${process.pid}`
   await rm(temp, { recursive: true, force: true })
   try {
-    await importLevelRecords(temp, backupRecords(dir, manifest))
+    await importLevelRecords(temp, backupRecords(dir, manifest, progress?.records))
     const store = await openLevelStore(temp, { encryptionKey })
     let report: VerifyReport
     try {
-      report = await verifyStore(store)
+      report = await verifyStore(store, { onProgress: progress?.verify })
       for (const w of manifest.workflows) {
         const meta = await store.getMeta(w.id)
         if (meta?.head !== w.head) report.problems.push({ workflowId: w.id, problem: `head ${meta?.head ?? 'missing'}, the manifest says ${w.head}` })

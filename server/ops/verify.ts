@@ -20,7 +20,14 @@ export interface VerifyReport {
 /** History needs a registry only for loaded workflows; verify reads the store alone. */
 const noRegistry = { get: () => undefined } as unknown as Registry
 
-export const verifyStore = async (store: Store, { online = false }: { online?: boolean } = {}): Promise<VerifyReport> => {
+export interface VerifyOptions {
+  /** Servers keep writing (PostgreSQL): check each workflow up to the head it had when listed. */
+  online?: boolean
+  /** Called after each workflow (progress on a terminal). */
+  onProgress?: (done: number, total: number) => void
+}
+
+export const verifyStore = async (store: Store, { online = false, onProgress }: VerifyOptions = {}): Promise<VerifyReport> => {
   const report: VerifyReport = { workflows: 0, versions: 0, problems: (await store.scan()).map(p => ({ ...p })) }
   const ctx: history.HistoryContext = { store, registry: noRegistry, snapshots: { keepRoutine: Infinity, recoveryDays: Infinity } }
   let metas
@@ -63,6 +70,7 @@ export const verifyStore = async (store: Store, { online = false }: { online?: b
     } catch (err) {
       fail(err instanceof CorruptDataError ? err.message : `cannot check: ${(err as Error).message}`)
     }
+    onProgress?.(report.workflows, metas.length)
   }
   return report
 }

@@ -9,6 +9,7 @@ import { compress, decodeChunk, decodeUpdates, decompress, encodeChunk, encodeUp
 import { checkFrame, createFramer, isEncrypted, type Framer } from './frame.ts'
 import { archivedRecordsAfter, archivedRecordsThrough, parseArchivedRecord, recordParser, wrapStorage as wrap } from './records.ts'
 import * as keys from './keys.ts'
+import { describeOpenError } from './open-errors.ts'
 import { WorkflowMetaSchema, type Keyframe, type Replay, type Store, type VersionEntry, type WorkflowMeta } from './store.ts'
 
 type Db = Level<string, Uint8Array>
@@ -27,6 +28,8 @@ export interface LevelStoreOptions {
   sync?: boolean
   /** AES-256-GCM key (32 bytes): values are encrypted at rest (see frame.ts). */
   encryptionKey?: Uint8Array
+  /** Refuse to create a store: offline tools (verify, rekey) must never make an empty one. */
+  mustExist?: boolean
 }
 
 export const openLevelStore = async (location: string, options: LevelStoreOptions = {}): Promise<Store> => {
@@ -37,7 +40,7 @@ export const openLevelStore = async (location: string, options: LevelStoreOption
   const { frame, unframe, frameJson } = framer
   const parse = recordParser(framer)
   const db: Db = new Level<string, Uint8Array>(location, { keyEncoding: 'utf8', valueEncoding: 'view' })
-  await wrap(`opening LevelDB at ${location}`, () => db.open())
+  await db.open({ createIfMissing: options.mustExist !== true }).catch(async (err: unknown) => { throw await describeOpenError(location, err) })
   await checkKey(db, location, options.encryptionKey === undefined ? null : framer).catch(async err => {
     await db.close()
     throw err
