@@ -7,8 +7,9 @@ import { WebsocketProvider } from 'y-websocket'
 import type { z } from 'zod'
 import type { Operation } from 'fast-json-patch'
 import { AccordError, ClosedError, SchemaViolationError, TimeoutError, type SchemaIssue } from '../model/errors.ts'
-import { assertJson, deepEqual, deepFreeze, isPlainObject, type JsonObject } from '../model/json.ts'
-import { readState, setMapContents, stateRoot } from '../model/json-yjs.ts'
+import { assertJson, deepEqual, isPlainObject, type JsonObject } from '../model/json.ts'
+import { setMapContents, stateRoot } from '../model/json-yjs.ts'
+import { createSnapshot } from './snapshot.ts'
 import { applyPatchToJson, applyPatchToYjs } from '../model/patch.ts'
 import { eventsToOps } from '../model/changes.ts'
 import { assertWorkflowId } from '../model/workflow-id.ts'
@@ -154,7 +155,8 @@ export const createOpenWorkflow = (platform: Platform) => <S extends z.ZodType |
   const local = options.persistence === undefined ? null : platform.attachPersistence(doc, id, options.persistence, agentId)
   provider.awareness.setLocalStateField('agent', { id: agentId })
 
-  let cached: T | null = null
+  // Structural sharing: unchanged subtrees keep their identity from one state to the next.
+  const snapshot = createSnapshot(root)
   let closed = false
   let terminal: AccordError | null = null
   const listeners = new Set<ChangeListener>()
@@ -205,10 +207,7 @@ export const createOpenWorkflow = (platform: Platform) => <S extends z.ZodType |
   let remoteOrigin: RemoteOrigin | null = null
   doc.on('afterTransaction', (tr: Y.Transaction) => { if (!tr.local) remoteOrigin = null })
 
-  const current = (): T => {
-    if (cached === null) cached = deepFreeze(readState(doc)) as T
-    return cached
-  }
+  const current = (): T => snapshot.read() as T
 
   const authorOf = (tr: Y.Transaction): string => {
     const names = new Set<string>()
@@ -219,7 +218,7 @@ export const createOpenWorkflow = (platform: Platform) => <S extends z.ZodType |
   }
 
   root.observeDeep((events, tr) => {
-    cached = null
+    snapshot.apply(events)
     if (listeners.size === 0) return
     const origin = tr.origin as LocalOrigin | null
     const local = tr.local
