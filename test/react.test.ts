@@ -7,6 +7,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { StrictMode, createElement as h, type ReactNode } from 'react'
 import { act, cleanup, render, screen, waitFor as rtlWaitFor } from '@testing-library/react'
+import { renderToString } from 'react-dom/server'
 import WS from 'ws'
 import { startServer, removeTempDirs, type TestServer } from './helpers/server.ts'
 import { closeClients, sdkAgent } from './helpers/clients.ts'
@@ -154,6 +155,36 @@ describe('react hooks', () => {
     expect(registry.size).toBe(1)
     view.unmount()
     await waitFor(() => registry.size === 0, { what: 'close after unmount' })
+  })
+
+  it('hydrates server-rendered markup without a mismatch, then opens the handle', async () => {
+    const id = freshId()
+    await seededWriter(id)
+    const registry = makeRegistry()
+    const App = (): ReactNode => {
+      const { workflow, status } = useWorkflow(id)
+      const n = useWorkflowState(workflow as WorkflowHandle<State> | null, s => s.tasks?.length)
+      return h('p', { 'data-testid': 'hydrated' }, `${status}:${String(n ?? '-')}`)
+    }
+    const tree = h(StrictMode, null, h(WorkflowProvider, { registry }, h(App)))
+    const before = sockets
+    const html = renderToString(tree)
+    expect(html).toBe('<p data-testid="hydrated">connecting:-</p>')
+    expect(sockets).toBe(before)
+    const container = document.createElement('div')
+    container.innerHTML = html
+    document.body.appendChild(container)
+    const errors: unknown[] = []
+    const onError = (e: ErrorEvent): void => { errors.push(e.error) }
+    window.addEventListener('error', onError)
+    try {
+      render(tree, { container, hydrate: true, onRecoverableError: (err: unknown) => { errors.push(err) } } as Parameters<typeof render>[1])
+      await rtlWaitFor(() => { expect(container.textContent).toBe('synced:2') })
+    } finally {
+      window.removeEventListener('error', onError)
+    }
+    expect(errors).toEqual([])
+    expect(sockets - before).toBe(1)
   })
 
   it('derived selections keep their identity under an isEqual, and re-render when they change', async () => {
