@@ -13,7 +13,8 @@
  *
  * Scenarios: limits, saturation (1), many (2), hot (3), cold (4), heap (5), history (6), bundle (8,
  * browser bundle sizes, needs `npm run build`, reported in bench.md only); cluster (7)
- * runs only when named (--only cluster: PostgreSQL + Redis, 1-3 servers, bench/results/cluster.md).
+ * runs only when named (--only cluster: PostgreSQL + Redis, 1-3 servers, bench/results/cluster.md),
+ * and so does state (9): the SDK's `state` snapshot cost on big workflows (bench/results/state.md).
  * --report-only rewrites bench.md and the docs/benchmarks.md section from bench.json.
  * Writes bench/results/bench.{json,md} and the docs/benchmarks.md section between the bench markers.
  */
@@ -35,9 +36,10 @@ import { runMany } from './scenario-many.ts'
 import { runSaturation } from './scenario-saturation.ts'
 import { runCluster } from './scenario-cluster.ts'
 import { runBundle } from './scenario-bundle.ts'
+import { runState } from './scenario-state.ts'
 import { root } from './servers.ts'
 
-type Name = 'limits' | 'saturation' | 'many' | 'hot' | 'cold' | 'heap' | 'history' | 'cluster' | 'bundle'
+type Name = 'limits' | 'saturation' | 'many' | 'hot' | 'cold' | 'heap' | 'history' | 'cluster' | 'bundle' | 'state'
 const SCENARIOS: Array<{ name: Name, alias: string, run: (ctx: Context) => Promise<unknown> }> = [
   { name: 'limits', alias: '0', run: ctx => measureLimits(ctx.quick) },
   { name: 'saturation', alias: '1', run: runSaturation },
@@ -48,9 +50,12 @@ const SCENARIOS: Array<{ name: Name, alias: string, run: (ctx: Context) => Promi
   { name: 'history', alias: '6', run: runHistory },
   // Needs PostgreSQL and Redis, and has its own table: only with --only cluster.
   { name: 'cluster', alias: '7', run: runCluster },
-  // Sizes of the browser bundle (needs dist/): bench.md only, not the README table.
-  { name: 'bundle', alias: '8', run: runBundle }
+  // Sizes of the browser bundle (needs dist/): bench.md only, not the docs/benchmarks.md table.
+  { name: 'bundle', alias: '8', run: runBundle },
+  // In-process cost of the SDK's `state` snapshot; its own table: only with --only state.
+  { name: 'state', alias: '9', run: runState }
 ]
+const ONLY_WHEN_NAMED: Name[] = ['cluster', 'state']
 
 const { values } = parseArgs({
   options: {
@@ -71,7 +76,7 @@ if (unknown.length > 0) {
   process.stderr.write(`unknown scenario ${unknown.join(', ')}; choose from ${SCENARIOS.map(s => `${s.name} (${s.alias})`).join(', ')}\n`)
   process.exit(2)
 }
-const selected = SCENARIOS.filter(s => wanted === undefined ? s.name !== 'cluster' : wanted.includes(s.name) || wanted.includes(s.alias))
+const selected = SCENARIOS.filter(s => wanted === undefined ? !ONLY_WHEN_NAMED.includes(s.name) : wanted.includes(s.name) || wanted.includes(s.alias))
 
 const log = (line: string): void => { process.stderr.write(line + '\n') }
 const resultsDir = path.join(root, 'bench/results')
@@ -124,6 +129,17 @@ try {
   await rm(tmp, { recursive: true, force: true })
 }
 results.durationSec = (performance.now() - started) / 1000
+
+// `state` writes only its own table (bench/results/state.md): a run of it alone leaves
+// bench.json, bench.md and the README's figures as they were.
+if (selected.every(s => s.name === 'state')) {
+  if (Object.keys(errors).length > 0) {
+    for (const [name, e] of Object.entries(errors)) log(`${name} failed: ${e}`)
+    process.exit(1)
+  }
+  log(`wrote ${path.join(quick ? '.scratch' : 'bench/results', 'state.md')}`)
+  process.exit(0)
+}
 
 // A partial full run updates its scenarios in the last full results; a quick run stands alone,
 // in .scratch/ (git-ignored), so it never replaces the published results.

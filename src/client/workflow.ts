@@ -8,7 +8,8 @@ import type { z } from 'zod'
 import type { Operation } from 'fast-json-patch'
 import { AccordError, ClosedError, SchemaViolationError, TimeoutError, type SchemaIssue } from '../model/errors.ts'
 import { assertJson, deepEqual, deepFreeze, isPlainObject, type JsonObject } from '../model/json.ts'
-import { readState, setMapContents, stateRoot } from '../model/json-yjs.ts'
+import { setMapContents, stateRoot } from '../model/json-yjs.ts'
+import { createSnapshot } from './snapshot.ts'
 import { applyPatchToJson, applyPatchToYjs } from '../model/patch.ts'
 import { eventsToOps } from '../model/changes.ts'
 import { assertWorkflowId } from '../model/workflow-id.ts'
@@ -159,7 +160,8 @@ export const createOpenWorkflow = (platform: Platform) => <S extends z.ZodType |
   const local = options.persistence === undefined ? null : platform.attachPersistence(doc, id, options.persistence, agentId)
   provider.awareness.setLocalStateField('agent', { id: agentId })
 
-  let cached: T | null = null
+  // Structural sharing: unchanged subtrees keep their identity from one state to the next.
+  const snapshot = createSnapshot(root)
   let closed = false
   let terminal: AccordError | null = null
   const listeners = new Set<ChangeListener>()
@@ -210,9 +212,14 @@ export const createOpenWorkflow = (platform: Platform) => <S extends z.ZodType |
   let remoteOrigin: RemoteOrigin | null = null
   doc.on('afterTransaction', (tr: Y.Transaction) => { if (!tr.local) remoteOrigin = null })
 
+  // The snapshot shares unchanged subtrees between versions; with a schema, its view (defaults
+  // applied) is rebuilt only when the snapshot changed, so an unchanged state stays ===.
+  let view: { raw: unknown, state: T } | null = null
   const current = (): T => {
-    if (cached === null) cached = deepFreeze(schemaView(schema, readState(doc))) as T
-    return cached
+    const raw = snapshot.read()
+    if (schema === undefined) return raw as T
+    if (view === null || view.raw !== raw) view = { raw, state: deepFreeze(schemaView(schema, raw as JsonObject)) as T }
+    return view.state
   }
 
   const authorOf = (tr: Y.Transaction): string => {
@@ -224,7 +231,7 @@ export const createOpenWorkflow = (platform: Platform) => <S extends z.ZodType |
   }
 
   root.observeDeep((events, tr) => {
-    cached = null
+    snapshot.apply(events)
     if (listeners.size === 0) return
     const origin = tr.origin as LocalOrigin | null
     const local = tr.local
@@ -353,7 +360,7 @@ export const createOpenWorkflow = (platform: Platform) => <S extends z.ZodType |
     patch (ops, opts) {
       const next = applyPatchToJson(current() as JsonObject, ops)
       // Ops may address defaults the document does not hold yet: write the whole result then.
-      const defaultsOnly = schema !== undefined && !deepEqual(readState(doc), current())
+      const defaultsOnly = schema !== undefined && !deepEqual(snapshot.read(), current())
       return commit(next, opts, () => { if (defaultsOnly) setMapContents(root, next); else applyPatchToYjs(root, ops) })
     },
     subscribe,
