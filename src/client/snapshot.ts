@@ -16,6 +16,8 @@ import { yToJson } from '../model/json-yjs.ts'
 export interface Snapshot {
   /** The current state; built in full on the first read, incrementally after that. */
   read: () => JsonObject
+  /** Forgets the snapshot: the next read builds it in full from the document. */
+  invalidate: () => void
   /** Folds one transaction's deep events into the snapshot; call from the observeDeep callback. */
   apply: (events: Array<Y.YEvent<any>>) => void
 }
@@ -90,6 +92,7 @@ export const createSnapshot = (root: Y.Map<unknown>): Snapshot => {
       cached ??= fresh(root) as JsonObject
       return cached
     },
+    invalidate: () => { cached = null },
     apply: events => {
       // Nothing read yet: the first read builds it in full anyway.
       if (cached === null || events.length === 0) return

@@ -286,6 +286,11 @@ export const createOpenWorkflow = (platform: Platform) => <S extends z.ZodType |
     }
     if (deepEqual(next, current())) return current()
     transact(write, opts)
+    // Inside another transaction's observers (an update made from a subscribe callback), Yjs runs
+    // this transaction's observers only after the current ones: the snapshot would miss it until
+    // then, and the next update() would build its draft from that stale state and write it back,
+    // undoing this change. The document has the change already: read it from there.
+    if (doc._transactionCleanups.length > 0) snapshot.invalidate()
     return current()
   }
 
