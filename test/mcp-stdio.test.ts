@@ -101,7 +101,7 @@ describe('accord mcp (stdio)', () => {
 
     expect(errorCode(await call(mcp, 'read_state', { workflowId: 'bad id/..' }))).toBe('INVALID_WORKFLOW_ID')
     expect(errorCode(await call(mcp, 'read_state', { workflowId: 'wf-1', path: '/missing' }))).toBe('NOT_FOUND')
-    expect(errorCode(await call(mcp, 'read_state', { workflowId: 'wf-1', version: 99 }))).toBe('NOT_FOUND')
+    expect(errorCode(await call(mcp, 'read_state', { workflowId: 'wf-1', version: 99 }))).toBe('INVALID_REQUEST') // past the head: the HTTP API's 400 naming the range
     expect(errorCode(await call(mcp, 'apply_patch', { workflowId: 'wf-1', ops: [{ op: 'frobnicate', path: '/status' }] }))).toBe('INVALID_PATCH')
     expect(errorCode(await call(mcp, 'apply_patch', { workflowId: 'wf-1', ops: [{ value: 1 }] }))).toBe('INVALID_PATCH')
     const failingTest = await call(mcp, 'apply_patch', { workflowId: 'wf-1', ops: [{ op: 'test', path: '/status', value: 'approved' }, { op: 'replace', path: '/status', value: 'shipped' }] })

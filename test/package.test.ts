@@ -61,13 +61,13 @@ afterAll(async () => {
 })
 
 describe('the packed tarball', () => {
-  it('holds dist/src, dist/server, bin, README.md, LICENSE and package.json only', async () => {
+  it('holds dist/src, dist/server, dist/ui (the inspector), bin, README.md, LICENSE and package.json only', async () => {
     const [dry] = npmJson(await ok('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], ROOT))
     const files = (dry?.files ?? []).map(f => f.path)
-    const stray = files.filter(f => !/^(dist\/(src|server)\/.+\.(js|js\.map|d\.ts|d\.ts\.map)|bin\/accord\.js|README\.md|LICENSE|package\.json)$/.test(f))
+    const stray = files.filter(f => !/^(dist\/(src|server)\/.+\.(js|js\.map|d\.ts|d\.ts\.map)|dist\/ui\/app\.(js|css)|bin\/accord\.js|README\.md|LICENSE|package\.json)$/.test(f))
     expect(stray).toEqual([])
     for (const f of ['dist/src/index.js', 'dist/src/index.d.ts', 'dist/src/index.d.ts.map', 'dist/src/index.js.map', 'dist/src/node/index.js',
-      'dist/server/index.js', 'dist/server/index.d.ts', 'dist/server/ops/cli.js', 'bin/accord.js', 'README.md', 'LICENSE']) {
+      'dist/server/index.js', 'dist/server/index.d.ts', 'dist/server/ops/cli.js', 'dist/ui/app.js', 'bin/accord.js', 'README.md', 'LICENSE']) {
       expect(files).toContain(f)
     }
   })
@@ -134,7 +134,7 @@ describe('the installed accord command', () => {
         let out = ''
         child.stdout.on('data', (d: Buffer) => {
           out += d.toString()
-          const m = /accord serving on (ws:\/\/\S+)\n/.exec(out)
+          const m = /accord serving on (ws:\/\/\S+)/.exec(out)
           if (m !== null) resolve(m[1] as string)
         })
         void exited.then(code => { reject(new Error(`accord serve exited ${code} before serving`)) })

@@ -37,3 +37,32 @@ export const schemaView = (schema: z.ZodType | undefined, raw: JsonObject): Json
   }
   return overlay(raw, result.data as JsonValue) as JsonObject
 }
+
+/**
+ * `next` with every subtree that equals the one at the same place in `prev` replaced by `prev`'s
+ * (so a rebuilt view keeps the identity of what did not change, as the raw snapshot does).
+ */
+export const shareUnchanged = (prev: unknown, next: unknown): unknown => {
+  if (Object.is(prev, next)) return prev
+  if (Array.isArray(prev) && Array.isArray(next)) {
+    let same = prev.length === next.length
+    const out = next.map((value, i) => {
+      const shared = shareUnchanged(prev[i], value)
+      if (shared !== prev[i]) same = false
+      return shared
+    })
+    return same ? prev : out
+  }
+  if (isPlainObject(prev) && isPlainObject(next)) {
+    const keys = Object.keys(next)
+    let same = keys.length === Object.keys(prev).length
+    const out: JsonObject = {}
+    for (const key of keys) {
+      const shared = shareUnchanged(prev[key], next[key]) as JsonValue
+      if (!(key in prev) || shared !== prev[key]) same = false
+      out[key] = shared
+    }
+    return same ? prev : out
+  }
+  return next
+}

@@ -17,7 +17,7 @@ import { AGENTS_ROOT } from '../model/agents.ts'
 import { AGENT_PARAM, EXTENSION_PARAM } from '../model/protocol.ts'
 import { attachExtension, type RemoteOrigin } from './extension.ts'
 import { dropExitListener } from './exit-hook.ts'
-import { schemaView } from './schema-view.ts'
+import { schemaView, shareUnchanged } from './schema-view.ts'
 import { createHistoryApi, type HistoryApi } from './history-api.ts'
 import type { ChangeMeta, VersionRecord, ViolationRecord } from '../model/schema.ts'
 import { createRuntimeApi, type RuntimeApi } from './runtime-api.ts'
@@ -218,7 +218,7 @@ export const createOpenWorkflow = (platform: Platform) => <S extends z.ZodType |
   const current = (): T => {
     const raw = snapshot.read()
     if (schema === undefined) return raw as T
-    if (view === null || view.raw !== raw) view = { raw, state: deepFreeze(schemaView(schema, raw as JsonObject)) as T }
+    if (view === null || view.raw !== raw) view = { raw, state: deepFreeze(shareUnchanged(view?.state, schemaView(schema, raw as JsonObject))) as T }
     return view.state
   }
 

@@ -45,7 +45,8 @@ export const Timeline = (p: TimelineProps): ComponentChild => {
   const load = (b: number): void => {
     if (loaded.current.has(b)) return
     loaded.current.add(b)
-    const before = (b + 1) * PAGE + 1
+    // The server takes `before` up to head + 1 (newest first from there).
+    const before = Math.min((b + 1) * PAGE + 1, p.head + 1)
     p.api.get<VersionRecord[]>(`/v1/workflows/${encodeURIComponent(p.id)}/history?limit=${PAGE}&before=${before}`).then(page => {
       for (const r of page) records.current.set(r.version, r)
       // A block at the head is incomplete until the head moves past it: read it again then.
