@@ -12,6 +12,7 @@ import type { ColdLoadResult } from './scenario-cold-load.ts'
 import type { HeapResult } from './scenario-heap.ts'
 import type { HistoryResult } from './scenario-history.ts'
 import type { BundleResult } from './scenario-bundle.ts'
+import { formatInspector, type InspectorResult } from './scenario-inspector.ts'
 import type { Spread } from './stats.ts'
 import type { Ladder, StepOutcome } from './steps.ts'
 
@@ -38,6 +39,7 @@ export interface BenchResults {
   heap?: HeapResult
   history?: HistoryResult
   bundle?: BundleResult
+  inspector?: InspectorResult
   targets: Target[]
 }
 
@@ -181,6 +183,7 @@ export const fullMarkdown = (r: BenchResults): string => {
     parts.push(`Limits: LevelDB (level 10) ${r.limits.level.map(l => `${int(l.putsPerSecond)} puts/s in batches of ${l.batch}`).join(', ')} (values ${dec(r.limits.level[0]?.valueBytes ?? Number.NaN, 0)} bytes); ws echo of ${r.limits.echo.bytes} bytes p50 ${dec(r.limits.echo.roundTrip.p50, 0)} us, p99 ${dec(r.limits.echo.roundTrip.p99, 0)} us.`, '')
   }
   if (r.bundle !== undefined) parts.push(bundleMarkdown(r.bundle), '')
+  if (r.inspector !== undefined) parts.push(`**(10) ${formatInspector(r.inspector)}**`, '')
   parts.push('How it is measured: `bench/run.ts` (see the comments at the top of each `bench/*.ts`). Raw numbers: `bench.json`.', '')
   return parts.join('\n')
 }

@@ -12,7 +12,8 @@
  *   and up to 60 s before each scenario; --no-wait skips both. --runs <n> overrides the 3 runs.
  *
  * Scenarios: limits, saturation (1), many (2), hot (3), cold (4), heap (5), history (6), bundle (8,
- * browser bundle sizes, needs `npm run build`, reported in bench.md only); cluster (7)
+ * browser bundle sizes, needs `npm run build`, reported in bench.md only), inspector (10, the /ui
+ * bundle, bench.md only); cluster (7)
  * runs only when named (--only cluster: PostgreSQL + Redis, 1-3 servers, bench/results/cluster.md),
  * and so does state (9): the SDK's `state` snapshot cost on big workflows (bench/results/state.md).
  * --report-only rewrites bench.md and the docs/benchmarks.md section from bench.json.
@@ -36,10 +37,11 @@ import { runMany } from './scenario-many.ts'
 import { runSaturation } from './scenario-saturation.ts'
 import { runCluster } from './scenario-cluster.ts'
 import { runBundle } from './scenario-bundle.ts'
+import { runInspector } from './scenario-inspector.ts'
 import { runState } from './scenario-state.ts'
 import { root } from './servers.ts'
 
-type Name = 'limits' | 'saturation' | 'many' | 'hot' | 'cold' | 'heap' | 'history' | 'cluster' | 'bundle' | 'state'
+type Name = 'limits' | 'saturation' | 'many' | 'hot' | 'cold' | 'heap' | 'history' | 'cluster' | 'bundle' | 'state' | 'inspector'
 const SCENARIOS: Array<{ name: Name, alias: string, run: (ctx: Context) => Promise<unknown> }> = [
   { name: 'limits', alias: '0', run: ctx => measureLimits(ctx.quick) },
   { name: 'saturation', alias: '1', run: runSaturation },
@@ -52,6 +54,8 @@ const SCENARIOS: Array<{ name: Name, alias: string, run: (ctx: Context) => Promi
   { name: 'cluster', alias: '7', run: runCluster },
   // Sizes of the browser bundle (needs dist/): bench.md only, not the docs/benchmarks.md table.
   { name: 'bundle', alias: '8', run: runBundle },
+  // The inspector's bundle (/ui): bench.md only, like the SDK's.
+  { name: 'inspector', alias: '10', run: async () => runInspector() },
   // In-process cost of the SDK's `state` snapshot; its own table: only with --only state.
   { name: 'state', alias: '9', run: runState }
 ]
@@ -168,7 +172,7 @@ await mkdir(outDir, { recursive: true })
 await writeFile(path.join(outDir, `${base}.json`), JSON.stringify({ ...merged, errors: Object.keys(errors).length > 0 ? errors : undefined }, null, 2) + '\n')
 await writeFile(path.join(outDir, `${base}.md`), fullMarkdown(merged))
 // Bundle sizes alone change nothing the docs/benchmarks.md table shows.
-const docShown = selected.some(s => s.name !== 'bundle')
+const docShown = selected.some(s => s.name !== 'bundle' && s.name !== 'inspector')
 if (!quick && docShown && await updateBenchmarkDoc(path.join(root, 'docs/benchmarks.md'), merged)) log('docs/benchmarks.md benchmark section updated')
 process.stdout.write(summaryMarkdown(merged) + '\n')
 
