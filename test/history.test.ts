@@ -26,7 +26,9 @@ describe('versions and history', () => {
     stock.doc.getMap('state').set('stock', true)
     await waitFor(async () => (await headOf(srv, 'wf-v')) === 4)
 
-    // The server names the author and description of each relayed update.
+    // The server names the author and description of each relayed update (stored is not yet
+    // received: wait until b holds the stock client's edit).
+    await waitFor(() => seenByB.length >= 2, { what: 'b to receive both relayed updates' })
     expect(seenByB).toEqual([{ author: 'planner', description: 'create the plan' }, { author: 'anonymous', description: undefined }])
     const all = await a.history()
     expect(all.map(v => [v.version, v.parentVersion, v.author])).toEqual([
