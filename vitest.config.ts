@@ -15,7 +15,9 @@ export default defineConfig({
       provider: 'v8',
       include: ['src/**/*.ts', 'server/**/*.ts'],
       reporter: ['text-summary', 'json-summary'],
-      reportsDirectory: 'coverage'
+      reportsDirectory: 'coverage',
+      // The figure is printed even when a test failed (CI's log shows it either way).
+      reportOnFailure: true
     }
   }
 })

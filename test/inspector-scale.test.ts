@@ -69,6 +69,9 @@ describe.skipIf(skip)('the inspector with big workflows', () => {
       await waitFor(async () => (await headOf(srv, 'long-history')) > 0)
     }
     await agent.close()
+    // The last updates may still be on their way when close() returns: the head is final once
+    // the server has flushed and unloaded the workflow (no client left, no grace period).
+    await waitFor(() => !srv.server.loadedWorkflows().includes('long-history'), { what: 'the workflow to be flushed and unloaded', timeoutMs: 60_000 })
     const head = await headOf(srv, 'long-history')
     expect(head).toBeGreaterThanOrEqual(10_000)
 
