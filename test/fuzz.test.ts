@@ -604,4 +604,21 @@ describe('fuzzing the sync protocol and the HTTP API', () => {
     await waitFor(() => (stock.json() as { ok?: boolean }).ok === true, { what: 'the edit reaches the stock client' })
     expect(stock.doc.getText('notes').length).toBe(5000)
   })
+  it('a bigint value in an update is refused instead of stopping the workflow for every peer (seed 414740304 found it)', async () => {
+    const srv = await start()
+    const writer = new Y.Doc()
+    // lib0 encodes a bigint (writeAny), Yjs applies it, and JSON cannot serialize it: the next
+    // version cut failed and the workflow stopped.
+    writer.getMap('state').set('big', 2n ** 70n)
+    const sock = new RawSocket(`${srv.url}/wf-bigint`)
+    expect(await sock.whenOpen).toBe(true)
+    expect(await sock.roundTrip(sync(2, Y.encodeStateAsUpdate(writer)), 'the bigint')).toMatchObject({ code: 4400, reason: expect.stringMatching(/bigint/) })
+
+    const agent = sdkAgent(srv.url, 'wf-bigint', 'after')
+    const stock = stockClient(srv.url, 'wf-bigint')
+    await Promise.all([agent.whenSynced({ timeoutMs: 10_000 }), stock.synced()])
+    agent.update(d => { d.ok = true })
+    await waitFor(() => (stock.json() as { ok?: boolean }).ok === true, { what: 'the edit reaches the stock client' })
+    expect(srv.logs.filter(l => l.level === 'error')).toEqual([])
+  })
 })
