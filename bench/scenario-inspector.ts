@@ -8,6 +8,7 @@
 import path from 'node:path'
 import { gzipSync } from 'node:zlib'
 import { build } from 'esbuild'
+import { INSPECTOR_BUILD } from '../test/helpers/inspector.ts'
 
 export interface InspectorResult {
   jsBytes: number
@@ -21,18 +22,8 @@ export interface InspectorResult {
 const root = path.resolve(import.meta.dirname, '..')
 
 export const runInspector = async (): Promise<InspectorResult> => {
-  const result = await build({
-    entryPoints: [path.join(root, 'src/inspector/main.ts')],
-    bundle: true,
-    minify: true,
-    format: 'esm',
-    platform: 'browser',
-    target: 'es2022',
-    outfile: path.join(root, 'dist/ui/app.js'),
-    write: false,
-    metafile: true,
-    logLevel: 'silent'
-  })
+  // The same options as the package build and the browser tests (one place: test/helpers/inspector.ts).
+  const result = await build({ ...INSPECTOR_BUILD, outfile: path.join(root, 'dist/ui/app.js'), write: false, metafile: true })
   const file = (suffix: string): Uint8Array => result.outputFiles.find(f => f.path.endsWith(suffix))?.contents ?? new Uint8Array()
   const js = file('app.js')
   const css = file('app.css')

@@ -16,7 +16,7 @@
 import { randomBytes } from 'node:crypto'
 import type { Redis } from 'ioredis'
 import { AccordError } from '../../src/model/errors.ts'
-import { importOptional } from '../optional-dependency.ts'
+import { importOptional } from '../../src/model/optional-dependency.ts'
 import type { Logger } from '../ops/log.ts'
 import { decodeAwarenessMessage, decodeServerMessage, decodeVersion, encodeAwarenessMessage, encodeServerMessage, encodeVersion, type Bus, type BusHandlers } from './bus.ts'
 

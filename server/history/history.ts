@@ -16,8 +16,9 @@ import { assertWorkflowId } from '../../src/model/workflow-id.ts'
 import type { ConflictRecord, JsonPatchOp, SnapshotKind, SnapshotRecord, VersionRecord, ViolationRecord } from '../../src/model/schema.ts'
 import type { Registry } from '../sync/registry.ts'
 import { emptyMeta, type Replay, type Store, type WorkflowMeta } from '../../src/store/store.ts'
-import type { ChangeOrigin, Workflow } from '../sync/workflow.ts'
-import { checksumOf } from '../sync/version-cut.ts'
+import type { ChangeOrigin } from '../sync/contracts.ts'
+import type { Workflow } from '../sync/workflow.ts'
+import { checksumOf } from '../../src/store/checksum.ts'
 
 export class NotFoundError extends AccordError {
   constructor (message: string, details?: unknown) {

@@ -18,7 +18,8 @@ import { intArg } from './args.ts'
 import type { ChangeFeed } from '../sync/feed.ts'
 import * as history from '../history/history.ts'
 import type { Logger } from '../ops/log.ts'
-import type { ChangeOrigin, Workflow } from '../sync/workflow.ts'
+import type { ChangeOrigin } from '../sync/contracts.ts'
+import type { Workflow } from '../sync/workflow.ts'
 import type { ZodType } from 'zod'
 
 export const STATUS: Partial<Record<AccordErrorCode | 'INTERNAL', number>> = {

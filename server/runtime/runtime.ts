@@ -12,7 +12,8 @@ import {
 import type { Logger } from '../ops/log.ts'
 import type { Registry } from '../sync/registry.ts'
 import type { Store } from '../../src/store/store.ts'
-import type { ChangeOrigin, Workflow } from '../sync/workflow.ts'
+import type { ChangeOrigin } from '../sync/contracts.ts'
+import type { Workflow } from '../sync/workflow.ts'
 
 export class NotTaskOwnerError extends AccordError {
   constructor (taskId: string, agentId: string, owner: string | null) {

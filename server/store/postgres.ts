@@ -18,7 +18,7 @@ import { ConflictRecordSchema, SnapshotRecordSchema, VersionRecordSchema, Violat
 import { compress, decodeChunk, decodeUpdates, decompress, encodeChunk, encodeUpdates, type Chunk } from '../../src/store/codec.ts'
 import { frame, frameJson, unframe } from '../../src/store/frame.ts'
 import * as keys from '../../src/store/keys.ts'
-import { importOptional } from '../optional-dependency.ts'
+import { importOptional } from '../../src/model/optional-dependency.ts'
 import { migrate } from './postgres-migrations.ts'
 import { archivedRecordsAfter, archivedRecordsThrough, parseArchivedRecord, recordParser, wrapStorage as wrap } from '../../src/store/records.ts'
 import { WorkflowMetaSchema, type Keyframe, type Replay, type Store, type VersionEntry, type WorkflowMeta } from '../../src/store/store.ts'

@@ -16,7 +16,8 @@ import { MessageType, encodeFramed, readFramed } from '../../src/model/protocol.
 import { ChangeMetaSchema, type ChangeMeta } from '../../src/model/schema.ts'
 import type { Logger } from '../ops/log.ts'
 import { ANONYMOUS, type Principal } from '../http/auth.ts'
-import { encodeAwareness, type Peer, type Workflow } from './workflow.ts'
+import { encodeAwareness, type Peer } from './contracts.ts'
+import type { Workflow } from './workflow.ts'
 import { z } from 'zod'
 
 export interface ConnectionOptions {

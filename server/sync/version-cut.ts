@@ -69,7 +69,6 @@ export class QuotaExceededError extends AccordError {
   }
 }
 
-export { checksumOf }
 
 /** Builds the next version from the document as it is now (synchronously). */
 export const cutVersion = ({ id, doc, meta: previous, batch, keyframeEvery, quotaBytes, timeouts, diffFrom }: CutInput): Cut => {

@@ -29,8 +29,6 @@ import { emptyMeta, type Store, type WorkflowMeta } from '../../src/store/store.
 import { QuotaExceededError, cutVersion, type Cut, type Pending } from './version-cut.ts'
 import { assertEncodableUpdate } from './update-check.ts'
 
-export { encodeAwareness, originAgent, type ChangeOrigin, type Peer, type RemoteVersion } from './contracts.ts'
-
 export interface WorkflowOptions {
   store: Store
   log: Logger

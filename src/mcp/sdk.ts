@@ -5,17 +5,9 @@
  *   const sdk = await loadMcpSdk()
  *   const server = new sdk.McpServer({ name: 'accord', version: '0.1.0' })
  */
-import { AccordError } from '../model/errors.ts'
+import { importOptional } from '../model/optional-dependency.ts'
 
 export const MCP_PACKAGE = '@modelcontextprotocol/sdk'
-
-/** The SDK is missing (or too old to have the modules Accord uses). */
-export class McpSdkMissingError extends AccordError {
-  constructor (cause: unknown) {
-    super('NOT_SUPPORTED', `the MCP server needs the optional package ${MCP_PACKAGE} (npm install ${MCP_PACKAGE}): ${(cause as Error).message}`, { package: MCP_PACKAGE }, { cause })
-    this.name = 'McpSdkMissingError'
-  }
-}
 
 const load = async () => {
   const [mcp, types, stdio, http] = await Promise.all([
@@ -38,11 +30,5 @@ const load = async () => {
 
 export type McpSdk = Awaited<ReturnType<typeof load>>
 
-/** The SDK's server modules, or a McpSdkMissingError naming the package. */
-export const loadMcpSdk = async (): Promise<McpSdk> => {
-  try {
-    return await load()
-  } catch (err) {
-    throw new McpSdkMissingError(err)
-  }
-}
+/** The SDK's server modules, or a MissingDependencyError (MISSING_DEPENDENCY) naming the package. */
+export const loadMcpSdk = (): Promise<McpSdk> => importOptional(MCP_PACKAGE, 'The MCP server', load)

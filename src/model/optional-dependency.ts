@@ -1,13 +1,13 @@
 /**
- * Loads an optional peer dependency (pg, ioredis) on first use, so servers that never ask for
- * PostgreSQL or Redis never load (or need) their drivers:
+ * Loads an optional peer dependency (pg, ioredis, the MCP SDK) on first use, so code that never asks for
+ * PostgreSQL, Redis or MCP never loads (or needs) them:
  *
  *   const pg = await importOptional('pg', 'PostgreSQL support', () => import('pg'))
  *
  * A package that is not installed becomes a MissingDependencyError naming it; any other failure
  * (a broken install, an error thrown while the module loads) passes through unchanged.
  */
-import { MissingDependencyError } from '../src/model/errors.ts'
+import { MissingDependencyError } from './errors.ts'
 
 const NOT_FOUND = new Set(['ERR_MODULE_NOT_FOUND', 'MODULE_NOT_FOUND'])
 
