@@ -126,10 +126,8 @@ const accordLoad = async ({ dir, id, warm }: { dir: string, id: string, warm: bo
     writeAttempts: 1,
     quotaBytes: Number.POSITIVE_INFINITY,
     onFailure: noop,
-    onVersion: noop,
-    onKeyframe: noop,
-    timeouts: {},
-    onDeadline: noop
+    hooks: [],
+    timeouts: {}
   }
   if (warm) {
     // A running server: its code is warm (JIT), other workflows were loaded before.

@@ -39,7 +39,8 @@ import { streamBackup } from './ops/backup.ts'
 import type { Bus, Forward } from './cluster/bus.ts'
 import { createRedisBus } from './cluster/bus-redis.ts'
 import type { Store, WorkflowMeta } from '../src/store/store.ts'
-import type { Workflow, WorkflowOptions } from './sync/workflow.ts'
+import type { Workflow } from './sync/workflow.ts'
+import type { CommitHook, CommittedWorkflow } from './sync/commit-hooks.ts'
 import { createMcpEndpoint, MCP_PATH, type McpEndpoint, type McpEndpointOptions } from './http/mcp-endpoint.ts'
 
 /** Return a value to override the CRDT's pick (recorded as a resolution), or undefined to keep it. */
@@ -217,7 +218,7 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
     return { store, registry, feed, snapshots, onSnapshot: () => { metrics?.snapshot() } }
   }
 
-  const resolve = async (wf: Workflow, conflict: ConflictRecord): Promise<void> => {
+  const resolve = async (wf: CommittedWorkflow, conflict: ConflictRecord): Promise<void> => {
     const decision = await options.resolveConflict?.(conflict)
     if (decision === undefined || wf.isFailed) return
     const by = 'accord:resolver'
@@ -229,15 +230,28 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
   }
 
   const listWatch = createListWatch()
-  const onVersion: WorkflowOptions['onVersion'] = (wf, record, conflicts, stats, updates) => {
-    feed?.publish(record)
-    listWatch.publish(record)
-    if (stats.remote) return
-    metrics?.version(wf, record, stats, conflicts.length)
-    if (bus !== null && updates !== undefined) track(bus.publishVersion({ meta: wf.currentMeta, record, updates }), 'publishing a version')
-    for (const conflict of conflicts) {
-      log.info('conflict', { workflowId: wf.id, path: conflict.path, winner: conflict.winner, version: conflict.version })
-      if (options.resolveConflict !== undefined) track(resolve(wf, conflict), 'conflict resolution')
+  const feedHook: CommitHook = {
+    name: 'change feed',
+    afterVersion: ({ record }) => {
+      feed?.publish(record)
+      listWatch.publish(record)
+    }
+  }
+  const metricsHook: CommitHook = {
+    name: 'metrics',
+    afterVersion: v => { if (v.local) metrics?.version(v.workflow as Workflow, v.record, { seconds: v.seconds, updates: v.updates.length, bytes: v.bytes }, v.conflicts.length) }
+  }
+  const busHook: CommitHook = {
+    name: 'cluster bus',
+    afterVersion: v => { if (v.local && bus !== null) track(bus.publishVersion({ meta: v.workflow.currentMeta, record: v.record, updates: v.updates }), 'publishing a version') }
+  }
+  const resolverHook: CommitHook = {
+    name: 'conflict resolver',
+    afterVersion: ({ workflow: wf, conflicts }) => {
+      for (const conflict of conflicts) {
+        log.info('conflict', { workflowId: wf.id, path: conflict.path, winner: conflict.winner, version: conflict.version })
+        if (options.resolveConflict !== undefined) track(resolve(wf, conflict), 'conflict resolution')
+      }
     }
   }
 
@@ -249,7 +263,8 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
    * every interval due, so a queue that falls behind catches up in larger passes.
    */
   let archiveQueue: Promise<unknown> = Promise.resolve()
-  const onKeyframe = (wf: Workflow): void => {
+  const archiveHook: CommitHook = { name: 'archiving', afterKeyframe: wf => { onKeyframe(wf) } }
+  const onKeyframe = (wf: CommittedWorkflow): void => {
     const s = store
     if (archiving.has(wf.id) || s === null) return
     archiving.add(wf.id)
@@ -388,8 +403,7 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
       keyframeEvery: options.keyframeEvery ?? 100,
       writeAttempts: options.writeAttempts ?? 4,
       quotaBytes: options.quotaBytes ?? Number.POSITIVE_INFINITY,
-      onVersion,
-      onKeyframe,
+      hooks: [feedHook, metricsHook, busHook, resolverHook, archiveHook, { name: 'deadlines', deadlineChanged: (wf, deadline) => { monitor?.note(wf.id, deadline) } }],
       onLoad: (id, seconds, error) => {
         if (error === undefined) {
           metrics?.loaded(seconds)
@@ -400,7 +414,6 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
         }
       },
       timeouts,
-      onDeadline: (wf, deadline) => { monitor?.note(wf.id, deadline) },
       schemaFor
     })
     registry = reg

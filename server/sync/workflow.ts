@@ -18,7 +18,7 @@ import { toPointer, type JsonObject } from '../../src/model/json.ts'
 import { RUNTIME_ROOTS, EVENTS_ROOT, isPaused, type AgentStatus } from '../../src/model/runtime.ts'
 import type { ZodType } from 'zod'
 import { eventsToOps } from '../../src/model/changes.ts'
-import type { ChangeMeta, ConflictRecord, VersionRecord } from '../../src/model/schema.ts'
+import type { ChangeMeta, VersionRecord } from '../../src/model/schema.ts'
 import { detectConflicts, type DetectedConflict } from '../history/conflicts.ts'
 import { pathMatches } from '../http/auth.ts'
 import type { Logger } from '../ops/log.ts'
@@ -28,6 +28,7 @@ import { encodeAwareness, originAgent, type ChangeOrigin, type Peer, type Remote
 import { emptyMeta, type Store, type WorkflowMeta } from '../../src/store/store.ts'
 import { QuotaExceededError, cutVersion, type Cut, type Pending } from './version-cut.ts'
 import { assertEncodableUpdate } from './update-check.ts'
+import { runHooks, type CommitHook } from './commit-hooks.ts'
 
 export interface WorkflowOptions {
   store: Store
@@ -40,14 +41,10 @@ export interface WorkflowOptions {
   quotaBytes: number
   /** Called once when a write failed for good; the owner unloads the workflow. */
   onFailure: (workflow: Workflow, error: Error) => void
-  /** Called after each version is durable and broadcast. */
-  onVersion: (workflow: Workflow, record: VersionRecord, conflicts: ConflictRecord[], stats: { seconds: number, updates: number, bytes: number, remote: boolean }, updates?: Uint8Array[]) => void
-  /** Called after a keyframe was written (retention runs then). */
-  onKeyframe: (workflow: Workflow) => void
+  /** What runs after each commit (change feed, metrics, bus, archiving, deadlines, resolver). */
+  hooks: readonly CommitHook[]
   /** Per-status lifecycle timeouts, to compute the runtime's next deadline. */
   timeouts: Partial<Record<AgentStatus, number>>
-  /** Called when the runtime's next deadline changed (null: none). */
-  onDeadline: (workflow: Workflow, deadline: number | null) => void
   /** The zod schema the workflow's state must satisfy, if any; remote writes that break it are compensated. */
   schemaFor?: (workflowId: string) => ZodType | undefined
   /**
@@ -457,7 +454,7 @@ export class Workflow {
       timeouts: this.opts.timeouts,
       diffFrom: this.remoteSinceCut ? this.committedJson : null
     })
-    if (c.meta.deadline !== previous) this.opts.onDeadline(this, c.meta.deadline ?? null)
+    if (c.meta.deadline !== previous) runHooks(this.opts.hooks, this.opts.log, 'deadlineChanged', this, c.meta.deadline ?? null)
     this.meta = c.meta
     this.remoteSinceCut = false
     return c
@@ -511,8 +508,8 @@ export class Workflow {
     }
     const previous = this.meta.deadline ?? null
     this.meta = meta
-    if ((meta.deadline ?? null) !== previous) this.opts.onDeadline(this, meta.deadline ?? null)
-    for (const record of records) this.opts.onVersion(this, record, [], { seconds: 0, updates: 0, bytes: 0, remote: true })
+    if ((meta.deadline ?? null) !== previous) runHooks(this.opts.hooks, this.opts.log, 'deadlineChanged', this, meta.deadline ?? null)
+    for (const record of records) runHooks(this.opts.hooks, this.opts.log, 'afterVersion', { workflow: this, record, conflicts: [], local: false, seconds: 0, updates: [], bytes: 0 })
     this.settle()
   }
 
@@ -654,13 +651,16 @@ export class Workflow {
       }
     }
     deliver(this.peers.keys(), this.outgoing(batch))
-    this.opts.onVersion(this, commit.record, commit.conflicts, {
+    runHooks(this.opts.hooks, this.opts.log, 'afterVersion', {
+      workflow: this,
+      record: commit.record,
+      conflicts: commit.conflicts,
+      local: true,
       seconds: (performance.now() - started) / 1000,
-      updates: batch.length,
-      bytes: batch.reduce((n, p) => n + p.update.length, 0),
-      remote: false
-    }, batch.map(p => p.update))
-    if (commit.keyframe !== undefined) this.opts.onKeyframe(this)
+      updates: batch.map(p => p.update),
+      bytes: batch.reduce((n, p) => n + p.update.length, 0)
+    })
+    if (commit.keyframe !== undefined) runHooks(this.opts.hooks, this.opts.log, 'afterKeyframe', this)
   }
 
   /** What each peer gets of a stored batch (nobody gets back their own update). */
