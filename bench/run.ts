@@ -15,7 +15,8 @@
  * browser bundle sizes, needs `npm run build`, reported in bench.md only), inspector (10, the /ui
  * bundle, bench.md only); cluster (7)
  * runs only when named (--only cluster: PostgreSQL + Redis, 1-3 servers, bench/results/cluster.md),
- * and so does state (9): the SDK's `state` snapshot cost on big workflows (bench/results/state.md).
+ * and so does state (9): the SDK's `state` snapshot cost on big workflows (bench/results/state.md),
+ * and cluster-many (11): 10,000 workflows over 3 servers, memory and lease churn (bench/results/cluster-many.md).
  * --report-only rewrites bench.md and the docs/benchmarks.md section from bench.json.
  * Writes bench/results/bench.{json,md} and the docs/benchmarks.md section between the bench markers.
  */
@@ -36,12 +37,13 @@ import { runHot } from './scenario-hot.ts'
 import { runMany } from './scenario-many.ts'
 import { runSaturation } from './scenario-saturation.ts'
 import { runCluster } from './scenario-cluster.ts'
+import { runClusterMany } from './scenario-cluster-many.ts'
 import { runBundle } from './scenario-bundle.ts'
 import { runInspector } from './scenario-inspector.ts'
 import { runState } from './scenario-state.ts'
 import { root } from './servers.ts'
 
-type Name = 'limits' | 'saturation' | 'many' | 'hot' | 'cold' | 'heap' | 'history' | 'cluster' | 'bundle' | 'state' | 'inspector'
+type Name = 'limits' | 'saturation' | 'many' | 'hot' | 'cold' | 'heap' | 'history' | 'cluster' | 'bundle' | 'state' | 'inspector' | 'cluster-many'
 const SCENARIOS: Array<{ name: Name, alias: string, run: (ctx: Context) => Promise<unknown> }> = [
   { name: 'limits', alias: '0', run: ctx => measureLimits(ctx.quick) },
   { name: 'saturation', alias: '1', run: runSaturation },
@@ -57,9 +59,11 @@ const SCENARIOS: Array<{ name: Name, alias: string, run: (ctx: Context) => Promi
   // The inspector's bundle (/ui): bench.md only, like the SDK's.
   { name: 'inspector', alias: '10', run: async () => runInspector() },
   // In-process cost of the SDK's `state` snapshot; its own table: only with --only state.
-  { name: 'state', alias: '9', run: runState }
+  { name: 'state', alias: '9', run: runState },
+  // 10,000 workflows over 3 servers (PostgreSQL + Redis): memory, eviction, lease churn; own table.
+  { name: 'cluster-many', alias: '11', run: runClusterMany }
 ]
-const ONLY_WHEN_NAMED: Name[] = ['cluster', 'state']
+const ONLY_WHEN_NAMED: Name[] = ['cluster', 'state', 'cluster-many']
 
 const { values } = parseArgs({
   options: {
@@ -134,14 +138,14 @@ try {
 }
 results.durationSec = (performance.now() - started) / 1000
 
-// `state` writes only its own table (bench/results/state.md): a run of it alone leaves
-// bench.json, bench.md and the README's figures as they were.
-if (selected.every(s => s.name === 'state')) {
+// `state` and `cluster-many` write only their own tables (bench/results/<name>.md): a run of
+// them alone leaves bench.json, bench.md and the README's figures as they were.
+if (selected.every(s => s.name === 'state' || s.name === 'cluster-many')) {
   if (Object.keys(errors).length > 0) {
     for (const [name, e] of Object.entries(errors)) log(`${name} failed: ${e}`)
     process.exit(1)
   }
-  log(`wrote ${path.join(quick ? '.scratch' : 'bench/results', 'state.md')}`)
+  log(`wrote ${selected.map(s => path.join(quick ? '.scratch' : 'bench/results', `${s.name}.md`)).join(', ')}`)
   process.exit(0)
 }
 
