@@ -14,6 +14,7 @@ import { InspectorError } from './api.ts'
 import { VersionView } from './diff.ts'
 import { useLiveWorkflow } from './live.ts'
 import { time } from './list.ts'
+import type { Remote } from './remote.ts'
 import { navigate, routeUrl, type Route } from './route.ts'
 import { RuntimePanel } from './runtime.ts'
 import { Timeline } from './timeline.ts'
@@ -23,6 +24,7 @@ type WorkflowRoute = Exclude<Route, { kind: 'list' }>
 
 interface Props {
   api: Api
+  remote: Remote
   route: WorkflowRoute
   onError: (err: unknown) => void
   onNotice: (text: string) => void
@@ -59,10 +61,10 @@ const Action = ({ api, id, right, label, onRun }: { api: Api, id: string, right:
   )
 }
 
-const Loaded = ({ api, route, summary, onError, onNotice }: Props & { summary: WorkflowSummary }): ComponentChild => {
+const Loaded = ({ api, remote, route, summary, onError, onNotice }: Props & { summary: WorkflowSummary }): ComponentChild => {
   const id = route.id
   const wid = encodeURIComponent(id)
-  const live = useLiveWorkflow(id, api.token(), summary.version)
+  const live = useLiveWorkflow(remote, id, api.token(), summary.version, onError)
   const head = Math.max(summary.version, live.head)
   const [snapshots, setSnapshots] = useState<SnapshotRecord[]>([])
   const [conflicts, setConflicts] = useState<ConflictRecord[]>([])
@@ -138,10 +140,10 @@ const Loaded = ({ api, route, summary, onError, onNotice }: Props & { summary: W
           ? h('div', { class: 'live-view' },
             h(RuntimePanel, { live }),
             h('h4', null, 'State (live)'),
-            live.root === null ? h('p', { class: 'muted' }, 'syncing…') : h(JsonTree, { value: live.root, changed: live.changed }))
+            live.tree === null ? h('p', { class: 'muted' }, 'syncing…') : h(JsonTree, { source: live.tree, changed: live.changed }))
           : route.kind === 'version'
-            ? h(VersionView, { api, id, from: Math.max(0, route.version - 1), to: route.version, onError })
-            : h(VersionView, { api, id, from: route.from, to: route.to, onError })
+            ? h(VersionView, { api, remote, id, from: Math.max(0, route.version - 1), to: route.version, onError })
+            : h(VersionView, { api, remote, id, from: route.from, to: route.to, onError })
       )
     )
   )
