@@ -8,15 +8,14 @@
  */
 import { h, type ComponentChild } from 'preact'
 import { useEffect, useState } from 'preact/hooks'
-import type { VersionRecord } from '../index.ts'
 import type { Api } from './api.ts'
 import { time } from './list.ts'
-import { OPS_SHOWN, type DiffRow } from './protocol.ts'
+import { OPS_SHOWN, type DiffRow, type RecordSummary } from './protocol.ts'
 import { errorFrom, type Remote, type RemoteSession } from './remote.ts'
 import { JsonTree } from './tree.ts'
 
 interface Loaded {
-  record: VersionRecord | null
+  record: RecordSummary | null
   count: number
   rows: DiffRow[]
   changed: Set<string>

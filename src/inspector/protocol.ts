@@ -40,6 +40,14 @@ export interface DiffRow {
   after: string | null
 }
 
+/** A version record as the page shows it: without its ops and Yjs snapshot (a 5 MB change is a 5 MB record). */
+export type RecordSummary = Omit<VersionRecord, 'changes' | 'runtimeChanges' | 'snapshot'>
+
+export const summaryOf = (record: VersionRecord): RecordSummary => {
+  const { changes: _changes, runtimeChanges: _runtime, snapshot: _snapshot, ...summary } = record
+  return summary
+}
+
 export interface Peer {
   clientId: number
   agentId: string
@@ -64,12 +72,15 @@ export type ToWorker =
   /** A version's ops as JSON text, cut at RAW_CHARS. */
   | { type: 'raw', sid: number }
   | { type: 'close', sid: number }
+  /** One page of the timeline (GET .../history), read and parsed here; answered with 'history' and then forgotten. */
+  | { type: 'history', sid: number, id: string, token: string | null, limit: number, before: number }
 
 export type FromWorker =
   | { type: 'views', sid: number, views: Array<[string, NodeView | null]> }
   /** A live workflow's news; `changed`: the paths changed since the last message; runtime only when it changed. */
   | { type: 'live', sid: number, synced: boolean, head: number, presence: Peer[], changed: string[], runtime?: RuntimeState }
-  | { type: 'version', sid: number, record: VersionRecord | null, count: number, rows: DiffRow[], changed: string[] }
+  | { type: 'history', sid: number, records: RecordSummary[] }
+  | { type: 'version', sid: number, record: RecordSummary | null, count: number, rows: DiffRow[], changed: string[] }
   | { type: 'rows', sid: number, rows: DiffRow[] }
   | { type: 'raw', sid: number, text: string }
   | { type: 'error', sid: number, error: WireError }

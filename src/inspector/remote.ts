@@ -11,7 +11,7 @@
  */
 import type { AccordErrorCode } from '../model/errors.ts'
 import { InspectorError } from './api.ts'
-import type { FromWorker, NodeView, ToWorker, WireError } from './protocol.ts'
+import type { FromWorker, NodeView, RecordSummary, ToWorker, WireError } from './protocol.ts'
 
 /** The open part of one tree, as far as the worker has sent it. */
 export interface TreeSource {
@@ -35,6 +35,8 @@ type News = Exclude<FromWorker, { type: 'views' }>
 
 export interface Remote {
   open: (start: Start, onMessage: (message: News) => void) => RemoteSession
+  /** A page of version records, newest first, before `before` (read and parsed by the worker). */
+  history: (id: string, token: string | null, limit: number, before: number) => Promise<RecordSummary[]>
   close: () => void
 }
 
@@ -113,6 +115,18 @@ export const createRemote = (): Remote => {
         }
       }
     },
+    history: (id, token, limit, before) => new Promise((resolve, reject) => {
+      const sid = ++next
+      sessions.set(sid, {
+        tree: createTree(() => {}),
+        onMessage: m => {
+          sessions.delete(sid)
+          if (m.type === 'history') resolve(m.records)
+          else if (m.type === 'error') reject(errorFrom(m.error))
+        }
+      })
+      post({ type: 'history', sid, id, token, limit, before })
+    }),
     close: () => {
       sessions.clear()
       worker.terminate()

@@ -3,7 +3,8 @@
  * what is big, off the page's thread. A live session is the package's own browser SDK
  * (`openWorkflow`, named `inspector`): Yjs applies the document here, the first sync of a 5 MB
  * state included. A version session reads the two states and the diff over the HTTP API and
- * parses them here. The page asks for the containers it shows open (`watch`) and gets their
+ * parses them here, and so are the timeline's pages of version records (each holds its ops).
+ * The page asks for the containers it shows open (`watch`) and gets their
  * first children back, again after every change that can alter them, coalesced to one message
  * per WORKER_FRAME_MS.
  *
@@ -13,7 +14,7 @@ import { openWorkflow, readRuntime, type JsonObject, type JsonPatchOp, type Vers
 import { AccordError } from '../model/errors.ts'
 import { stateRoot } from '../model/json-yjs.ts'
 import { requestJson } from './api.ts'
-import { INSPECTOR_AGENT, OPS_SHOWN, RAW_CHARS, type FromWorker, type NodeView, type Peer, type ToWorker, type WireError } from './protocol.ts'
+import { INSPECTOR_AGENT, OPS_SHOWN, RAW_CHARS, summaryOf, type FromWorker, type NodeView, type Peer, type ToWorker, type WireError } from './protocol.ts'
 import { affects, diffRows, viewAt } from './view-model.ts'
 
 /** Coalescing window for a busy workflow's news: one message per frame at most. */
@@ -139,7 +140,7 @@ const openVersion = (sid: number, id: string, from: number, to: number, token: s
   ]).then(([before, after, ops, records]) => {
     if (closed) return
     loaded = { before, after, ops }
-    const record = records[0]?.version === to ? records[0] : null
+    const record = records[0]?.version === to ? summaryOf(records[0]) : null
     post({ type: 'version', sid, record, count: ops.length, rows: diffRows(before, after, ops.slice(0, OPS_SHOWN)), changed: ops.map(op => op.path) })
     for (const [path, limit] of early) answer(path, limit)
     early.clear()
@@ -169,7 +170,10 @@ addEventListener('message', (event: MessageEvent<ToWorker>) => {
   try {
     if (m.type === 'live') sessions.set(m.sid, openLive(m.sid, m.id, m.token, m.after))
     else if (m.type === 'version') sessions.set(m.sid, openVersion(m.sid, m.id, m.from, m.to, m.token))
-    else if (m.type === 'close') {
+    else if (m.type === 'history') {
+      requestJson<VersionRecord[]>('GET', `/v1/workflows/${encodeURIComponent(m.id)}/history?limit=${m.limit}&before=${m.before}`, m.token)
+        .then(page => { post({ type: 'history', sid: m.sid, records: page.map(summaryOf) }) }, (err: unknown) => { post({ type: 'error', sid: m.sid, error: wireError(err) }) })
+    } else if (m.type === 'close') {
       sessions.get(m.sid)?.close()
       sessions.delete(m.sid)
     } else {

@@ -123,7 +123,7 @@ const Loaded = ({ api, remote, route, summary, onError, onNotice }: Props & { su
       h('div', { class: 'left' },
         h('h3', null, `Timeline (${head} versions)`),
         h('p', { class: 'hint muted' }, '↑/↓ to step, shift+click to compare with the selected version'),
-        h(Timeline, { api, id, head, selected, compareFrom, snapshots, onSelect: select, onError }),
+        h(Timeline, { api, remote, id, head, selected, compareFrom, snapshots, onSelect: select, onError }),
         h('section', { class: 'snapshots' },
           h('h4', null, `Snapshots (${snapshots.length})`),
           h('ul', null, snapshots.map(s => h('li', { key: s.id },
