@@ -19,7 +19,8 @@ export interface WorkflowSummary {
   version: number
   createdAt: number
   updatedAt: number
-  forkOf: string | null
+  /** The workflow and version it was forked from. */
+  forkOf: { workflowId: string, version: number } | null
 }
 
 export type Right = 'read' | 'write' | 'admin'

@@ -104,7 +104,7 @@ const Loaded = ({ api, remote, route, summary, onError, onNotice }: Props & { su
   return h('div', { class: 'workflow' },
     h('div', { class: 'wf-head' },
       h('h2', null, id),
-      h('span', { class: 'muted' }, `v${head}${summary.forkOf === null ? '' : ` · fork of ${summary.forkOf}`} · ${live.synced ? 'live' : 'connecting…'}`),
+      h('span', { class: 'muted' }, `v${head}${summary.forkOf === null ? '' : ` · fork of ${summary.forkOf.workflowId} at v${summary.forkOf.version}`} · ${live.synced ? 'live' : 'connecting…'}`),
       h('a', { href: routeUrl({ kind: 'workflow', id }), class: route.kind === 'workflow' ? 'current' : '', onClick: (e: MouseEvent) => { e.preventDefault(); navigate({ kind: 'workflow', id }) } }, 'live state'),
       h('span', { class: 'actions' },
         selected !== null && h(Action, { api, id, right: 'write', label: `restore v${selected}`, onRun: restore({ version: selected }, `restored v${selected}`) }),
@@ -115,7 +115,8 @@ const Loaded = ({ api, remote, route, summary, onError, onNotice }: Props & { su
             navigate({ kind: 'workflow', id: fork.workflowId })
           })
         }),
-        summary.forkOf !== null && h(Action, { api, id, right: 'admin', label: 'promote', onRun: run(`promoted ${id} into ${summary.forkOf}`, () => api.post(`/v1/workflows/${wid}/promote`)) }),
+        // Promote merges the fork into its parent and deletes it: the parent is what is left to show.
+        summary.forkOf !== null && h(Action, { api, id, right: 'admin', label: 'promote', onRun: run(`promoted ${id} into ${summary.forkOf.workflowId}`, async () => { await api.post(`/v1/workflows/${wid}/promote`); navigate({ kind: 'workflow', id: (summary.forkOf as { workflowId: string }).workflowId }) }) }),
         summary.forkOf !== null && h(Action, { api, id, right: 'admin', label: 'discard', onRun: run(`discarded ${id}`, async () => { await api.post(`/v1/workflows/${wid}/discard`); navigate({ kind: 'list' }) }) })
       )
     ),
