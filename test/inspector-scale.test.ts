@@ -23,12 +23,14 @@ const skip = !hasChromium() && process.env.ACCORD_REQUIRE_SERVICES !== '1'
 if (skip) console.log('inspector scale tests skipped: /usr/bin/chromium is not installed (apt-get install -y chromium; .ci/run does it)')
 
 /**
- * A single main-thread task longer than this counts as a frozen page (the 1 s a user would call
- * frozen). With the data worker the longest measured was 94-181 ms on the 2-core machine at load
- * average 3-13 (before it: 1.0-2.7 s, Yjs applying the 5 MB first sync on the page); the 5x
- * margin is for CI, which runs this with the other heavy suites in parallel.
+ * A single main-thread task longer than this counts as a frozen page. With the data worker the
+ * longest measured was 94-190 ms at load average 4-13 and one of 487 ms at load 12 (page start-up
+ * work, stretched by the load: long tasks are wall-clock); before it, Yjs applying the 5 MB
+ * first sync on the page was one task of 1.0 s idle and 2.7 s at load 12. 1.5 s leaves 3x for
+ * CI, which runs this with the other heavy suites in parallel (load 16-20 measured); the test
+ * above guards the design itself (no Yjs on the page) whatever the load.
  */
-const FREEZE_MS = 1000
+const FREEZE_MS = 1500
 /** Time to a usable view: generous, the 2-core test machine is shared with other work (load average up to 16 measured). */
 const USABLE_MS = 45_000
 
