@@ -73,19 +73,21 @@ const openLive = (sid: number, id: string, token: string | null, after: number):
     if (views.length > 0) post({ type: 'views', sid, views })
   }
   const schedule = (): void => { if (timer === null && !closed) timer = setTimeout(flush, WORKER_FRAME_MS) }
+  // Change events are listened to from the first sync on: the SDK computes a change's ops only
+  // while someone listens, and for the first sync they would be the whole state as JSON (5 MB).
+  let unsubscribeChanges = (): void => {}
   const onSynced = (): void => {
-    if (synced) return
+    if (synced || closed) return
     synced = true
     for (const path of watched.keys()) dirty.add(path)
+    unsubscribeChanges = handle.subscribe(change => {
+      for (const op of change.ops) changed.add(op.path)
+      for (const path of watched.keys()) if (change.ops.some(op => affects(op.path, path))) dirty.add(path)
+      schedule()
+    })
     schedule()
   }
 
-  const unsubscribeChanges = handle.subscribe(change => {
-    // The first sync is not a change anyone made now: nothing flashes for it.
-    if (synced) for (const op of change.ops) changed.add(op.path)
-    for (const path of watched.keys()) if (!synced || change.ops.some(op => affects(op.path, path))) dirty.add(path)
-    schedule()
-  })
   // Records name the persisted versions (the timeline's head), in order, across reconnects.
   const records = handle.subscribe({ after }, record => {
     head = Math.max(head, record.version)
