@@ -3,6 +3,8 @@
  * versions (virtualised, paged timeline) and one with a 5 MB state (lazy tree). Records the time
  * until each view is usable and the long tasks (PerformanceObserver 'longtask') the page had,
  * prints them, and fails when the page froze (a long task over FREEZE_MS) or took too long.
+ * The live document and the opened versions are held by the inspector's data worker, so the
+ * page's thread only ever renders what is open.
  */
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import type { Browser, Page } from 'playwright-core'
@@ -20,13 +22,21 @@ afterEach(async () => { for (const c of cleanups.splice(0)) await c() })
 const skip = !hasChromium() && process.env.ACCORD_REQUIRE_SERVICES !== '1'
 if (skip) console.log('inspector scale tests skipped: /usr/bin/chromium is not installed (apt-get install -y chromium; .ci/run does it)')
 
-/** A single task longer than this counts as a frozen page (twice the 1 s a user would call frozen, for the shared machine). */
-const FREEZE_MS = 2000
+/**
+ * A single main-thread task longer than this counts as a frozen page. With the data worker the
+ * longest measured was 94-235 ms at load average 4-14 and one of 487 ms at load 12 (page start-up
+ * work, stretched by the load: long tasks are wall-clock); before it, Yjs applying the 5 MB
+ * first sync on the page was one task of 1.0 s idle and 2.7 s at load 12. 1.5 s leaves 3x for
+ * CI, which runs this with the other heavy suites in parallel (load 16-20 measured); the test
+ * above guards the design itself (no Yjs on the page) whatever the load.
+ */
+const FREEZE_MS = 1500
 /** Time to a usable view: generous, the 2-core test machine is shared with other work (load average up to 16 measured). */
 const USABLE_MS = 45_000
 
 let uiDir = ''
-beforeAll(async () => { if (!skip) uiDir = (await buildInspector()).dir }, 60_000)
+let appInputs: string[] = []
+beforeAll(async () => { if (!skip) ({ dir: uiDir, appInputs } = await buildInspector()) }, 60_000)
 
 const openPage = async (): Promise<Page> => {
   const browser: Browser = await launchChromium()
@@ -55,6 +65,12 @@ const report = async (page: Page, what: string, ms: Record<string, number>, mark
 }
 
 describe.skipIf(skip)('the inspector with big workflows', () => {
+  it('keeps Yjs and the SDK out of the page: they run in the data worker', () => {
+    // What makes a 5 MB first sync harmless to the page: the document is applied in worker.js.
+    expect(appInputs.filter(input => /node_modules\/(yjs|y-websocket|y-protocols|lib0)\/|src\/client\//.test(input))).toEqual([])
+    expect(appInputs.some(input => input.includes('node_modules/preact/'))).toBe(true)
+  })
+
   it('pages and virtualises a timeline of 10,000 versions', async () => {
     const srv = await start({ ui: { dir: uiDir } })
     const http = `http://127.0.0.1:${srv.port}`
@@ -136,11 +152,11 @@ describe.skipIf(skip)('the inspector with big workflows', () => {
     await page.click('.timeline .row[data-version="1"]')
     await page.waitForSelector('.version-view[data-to="1"] .diff tbody tr', { timeout: USABLE_MS })
     const version = Date.now() - t3
-    const { byPhase } = await report(page, `${(bytes / 1e6).toFixed(1)} MB state`, { 'first view': firstView, 'expand 20,000 items': expand, 'live change': liveChange, 'open version 1': version }, marks)
+    const { byPhase, longest } = await report(page, `${(bytes / 1e6).toFixed(1)} MB state`, { 'first view': firstView, 'expand 20,000 items': expand, 'live change': liveChange, 'open version 1': version }, marks)
     expect(firstView).toBeLessThan(USABLE_MS)
-    // Loading holds one task the inspector cannot split: Yjs applying the 5 MB document the
-    // provider syncs (Y.applyUpdate of it alone takes about 1.2 s in Node on this machine), so it
-    // is reported, not bounded. Everything the inspector does after that must not freeze the page.
-    for (const phase of ['expand', 'live change', 'open version']) expect(byPhase[phase] ?? 0, phase).toBeLessThan(FREEZE_MS)
+    // Every phase, the first sync included: Yjs applies the 5 MB document in the data worker, and
+    // the worker parses the version's states and diff, so none of it runs on the page's thread.
+    for (const phase of ['page load', 'expand', 'live change', 'open version']) expect(byPhase[phase] ?? 0, phase).toBeLessThan(FREEZE_MS)
+    expect(longest).toBeLessThan(FREEZE_MS)
   }, 240_000)
 })

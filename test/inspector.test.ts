@@ -1,13 +1,14 @@
 /**
  * The inspector at /ui in a real headless Chromium, on a real server with agents writing: the
  * live workflow list, the live state, the timeline, a diff, a compare, a restore, keyboard
- * stepping, URLs that reload to the same view, and a read token refused the admin actions.
- * Saves a screenshot of each view to docs/images/.
+ * stepping, URLs that reload to the same view, a read token refused the admin actions, real
+ * conflicts and violations listed with their versions, and fork, promote and discard done from
+ * the page. Saves a screenshot of each view to docs/images/.
  */
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import type { Browser, Page } from 'playwright-core'
 import { useServers } from './helpers/use-servers.ts'
-import { sdkAgent } from './helpers/clients.ts'
+import { sdkAgent, stockClient } from './helpers/clients.ts'
 import { api, openSse } from './helpers/http.ts'
 import { waitFor } from './helpers/wait.ts'
 import { hasChromium, launchChromium } from './helpers/browser.ts'
@@ -196,6 +197,106 @@ describe.skipIf(skip)('the inspector in a real browser', () => {
     await page.waitForFunction(() => document.querySelector('tr[data-id="audited"] .version')?.textContent === '3', undefined, { timeout: 1000 })
     // Without a token the feed is refused.
     expect((await api(http, 'GET', '/v1/watch/workflows')).status).toBe(401)
+    expect(errors).toEqual([])
+  }, 60_000)
+
+  it('lists a real conflict and a real violation with their versions, and forks, promotes and discards from the page (admin; disabled with the reason for a reader)', async () => {
+    const secret = 'inspector-test-secret-inspector-test'
+    const srv = await start({ ui: { dir: uiDir }, auth: { secret } })
+    const http = `http://127.0.0.1:${srv.port}`
+    const token = (agentId: string, scopes: string[]): Promise<string> => mintToken({ secret, agentId, scopes })
+    const admin = await token('ops', ['admin:*'])
+    const reader = await token('auditor', ['read:*'])
+    const auth = (t: string): Record<string, string> => ({ authorization: `Bearer ${t}` })
+    const a = sdkAgent(srv.url, 'contested', 'agent-a', { token: await token('agent-a', ['write:contested']) })
+    const b = sdkAgent(srv.url, 'contested', 'agent-b', { token: await token('agent-b', ['write:contested']) })
+    await Promise.all([a.whenSynced(), b.whenSynced()])
+    a.update(d => { d.task = { owner: 'nobody' }; d.tasks = []; d.config = { mode: 'safe' } }, { description: 'set up' })
+    await waitFor(() => (b.state.task as { owner?: string } | undefined)?.owner === 'nobody')
+    // A conflict: both agents write /task/owner while apart, then reconnect.
+    a.provider.disconnect()
+    b.provider.disconnect()
+    a.update(d => { (d.task as { owner: string }).owner = 'agent-a' })
+    b.update(d => { (d.task as { owner: string }).owner = 'agent-b' })
+    a.provider.connect()
+    b.provider.connect()
+    const [conflict] = await waitFor(async () => { const c = await srv.server.conflicts('contested'); return c.length > 0 ? c : null }, { what: 'a conflict record' })
+    expect(conflict!.writes.map(w => w.agent).sort()).toEqual(['agent-a', 'agent-b'])
+    // A violation: a token scoped to /tasks/** writes /config/mode; the server reverts it and records it.
+    const scoped = stockClient(srv.url, 'contested', { token: await token('tasker', ['write:contested:/tasks/**']) })
+    await scoped.synced()
+    ;(scoped.doc.getMap('state').get('config') as { set: (k: string, v: unknown) => void }).set('mode', 'yolo')
+    const [violation] = await waitFor(async () => { const v = await srv.server.violations('contested'); return v.length > 0 ? v : null }, { what: 'a violation record' })
+    expect(violation).toMatchObject({ kind: 'scope', agent: 'tasker', paths: ['/config/mode'], reverted: true })
+    await Promise.all([a.close(), b.close()])
+
+    const { page, errors } = await openBrowser()
+    await page.goto(`${http}/ui/w/contested`)
+    await page.fill('.token-form textarea', admin)
+    await page.click('.token-form button[type=submit]')
+    // Both lists name what happened and link to the version that recorded it.
+    const conflictItem = await page.waitForSelector(`.conflicts li:has(a[href="/ui/w/contested/v/${conflict!.version}"])`)
+    expect(await conflictItem.textContent()).toBe(`v${conflict!.version} /task/owner: ${conflict!.writes.map(w => w.agent).join(' vs ')}, kept ${conflict!.winner}`)
+    const violationItem = await page.waitForSelector(`.violations li:has(a[href="/ui/w/contested/v/${violation!.version}"])`)
+    expect(await violationItem.textContent()).toBe(`v${violation!.version} scope by tasker at /config/mode (reverted)`)
+    await page.$eval('.violations', el => { el.scrollIntoView() })
+    await screenshot(page, 'inspector-conflicts')
+    await page.click(`.violations a[href="/ui/w/contested/v/${violation!.version}"]`)
+    await page.waitForSelector(`.version-view[data-to="${violation!.version}"] .diff`)
+    expect(pathOf(page)).toBe(`/ui/w/contested/v/${violation!.version}`)
+
+    // Fork the live state from the page, change the fork, promote it from the page: the change reaches the parent, the fork is gone.
+    const forkOf = async (): Promise<string> => {
+      await page.waitForFunction(() => /^\/ui\/w\/contested\.fork-[0-9a-f]+$/.test(location.pathname))
+      const forkId = decodeURIComponent(pathOf(page).split('/')[3] as string)
+      await page.waitForFunction(() => document.querySelector('.wf-head')?.textContent?.includes('fork of contested') === true)
+      return forkId
+    }
+    await page.click('.wf-head a')
+    await page.click('button[data-action="fork"]')
+    const first = await forkOf()
+    const parentState = (await api(http, 'GET', '/v1/workflows/contested', { headers: auth(admin) })).body.state
+    expect((await api(http, 'GET', `/v1/workflows/${first}`, { headers: auth(admin) })).body.state).toEqual(parentState)
+    await api(http, 'PATCH', `/v1/workflows/${first}`, { raw: JSON.stringify([{ op: 'add', path: '/reviewed', value: true }]), headers: { ...auth(admin), 'content-type': 'application/json-patch+json' } })
+    await page.click('button[data-action="promote"]')
+    await page.waitForFunction(() => location.pathname === '/ui/w/contested')
+    expect(await page.textContent('.notice')).toBe(`promoted ${first} into contested`)
+    await waitFor(async () => (await api(http, 'GET', '/v1/workflows/contested', { headers: auth(admin) })).body.state.reviewed === true, { what: 'the promoted change in the parent' })
+    expect((await api(http, 'GET', `/v1/workflows/${first}`, { headers: auth(admin) })).status).toBe(404)
+
+    // Fork at a version; a read token sees promote and discard disabled with the reason, and the server refuses them.
+    await page.click('.timeline .row[data-version="1"]')
+    await page.click('button[data-action="fork at v1"]')
+    const second = await forkOf()
+    expect(await page.textContent('.wf-head')).toContain('fork of contested at v1')
+    // The list names what each fork is a fork of.
+    await page.click('.brand')
+    expect(await page.textContent(`tr[data-id="${second}"] .fork-of`)).toBe('contested at v1')
+    await page.click(`tr[data-id="${second}"] a`)
+    await page.waitForSelector('button[data-action="discard"]')
+    const signIn = async (t: string): Promise<void> => {
+      await page.evaluate(value => { sessionStorage.setItem('accord-inspector-token', value) }, t)
+      await page.reload()
+    }
+    await signIn(reader)
+    for (const action of ['promote', 'discard']) {
+      const button = await page.waitForSelector(`button[data-action="${action}"]`)
+      expect(await button.isDisabled()).toBe(true)
+      expect(await page.textContent(`.action:has(button[data-action="${action}"]) .refusal`)).toBe(`needs the admin right on ${second}; this token has read right there`)
+    }
+    for (const action of ['promote', 'discard']) {
+      const refused = await api(http, 'POST', `/v1/workflows/${second}/${action}`, { body: {}, headers: auth(reader) })
+      expect(refused.status).toBe(403)
+    }
+    // The admin discards it from the page: back to the list, the fork gone, the parent untouched.
+    await signIn(admin)
+    await page.click('button[data-action="discard"]')
+    await page.waitForFunction(() => location.pathname === '/ui/')
+    expect(await page.textContent('.notice')).toBe(`discarded ${second}`)
+    await page.waitForSelector('tr[data-id="contested"]')
+    expect(await page.$(`tr[data-id="${second}"]`)).toBeNull()
+    expect((await api(http, 'GET', `/v1/workflows/${second}`, { headers: auth(admin) })).status).toBe(404)
+    expect((await api(http, 'GET', '/v1/workflows/contested', { headers: auth(admin) })).body.state.reviewed).toBe(true)
     expect(errors).toEqual([])
   }, 60_000)
 

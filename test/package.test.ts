@@ -64,10 +64,10 @@ describe('the packed tarball', () => {
   it('holds dist/src, dist/server, dist/ui (the inspector), bin, README.md, LICENSE and package.json only', async () => {
     const [dry] = npmJson(await ok('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], ROOT))
     const files = (dry?.files ?? []).map(f => f.path)
-    const stray = files.filter(f => !/^(dist\/(src|server)\/.+\.(js|js\.map|d\.ts|d\.ts\.map)|dist\/ui\/app\.(js|css)|bin\/accord\.js|README\.md|LICENSE|package\.json)$/.test(f))
+    const stray = files.filter(f => !/^(dist\/(src|server)\/.+\.(js|js\.map|d\.ts|d\.ts\.map)|dist\/ui\/(app\.(js|css)|worker\.js)|bin\/accord\.js|README\.md|LICENSE|package\.json)$/.test(f))
     expect(stray).toEqual([])
     for (const f of ['dist/src/index.js', 'dist/src/index.d.ts', 'dist/src/index.d.ts.map', 'dist/src/index.js.map', 'dist/src/node/index.js',
-      'dist/server/index.js', 'dist/server/index.d.ts', 'dist/server/ops/cli.js', 'dist/ui/app.js', 'bin/accord.js', 'README.md', 'LICENSE']) {
+      'dist/server/index.js', 'dist/server/index.d.ts', 'dist/server/ops/cli.js', 'dist/ui/app.js', 'dist/ui/worker.js', 'bin/accord.js', 'README.md', 'LICENSE']) {
       expect(files).toContain(f)
     }
   })

@@ -19,7 +19,8 @@ export interface WorkflowSummary {
   version: number
   createdAt: number
   updatedAt: number
-  forkOf: string | null
+  /** The workflow and version it was forked from. */
+  forkOf: { workflowId: string, version: number } | null
 }
 
 export type Right = 'read' | 'write' | 'admin'
@@ -53,27 +54,29 @@ export interface Api {
   eventsUrl: (path: string) => string
 }
 
+/** One JSON request to this server with `token` (page and worker both use it); a typed error when refused. */
+export const requestJson = async <T>(method: string, path: string, token: string | null, body?: unknown): Promise<T> => {
+  const headers: Record<string, string> = { 'x-accord-agent': 'inspector', 'x-accord-description': encodeURIComponent('from the inspector') }
+  if (token !== null) headers.authorization = `Bearer ${token}`
+  if (body !== undefined) headers['content-type'] = 'application/json'
+  let res: Response
+  try {
+    res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) })
+  } catch (err) {
+    throw new InspectorError('WORKFLOW_UNAVAILABLE', `the server did not answer ${method} ${path}: ${(err as Error).message}`)
+  }
+  if (res.status === 204) return undefined as T
+  const json = await res.json().catch(() => null) as { error?: { code: AccordErrorCode, message: string, details: unknown } } | null
+  if (!res.ok) {
+    const e = json?.error
+    throw new InspectorError(e?.code ?? 'INVALID_REQUEST', e?.message ?? `${method} ${path}: HTTP ${res.status}`, e?.details)
+  }
+  return json as T
+}
+
 export const createApi = (storage: Storage): Api => {
   const token = (): string | null => storage.getItem(TOKEN_KEY)
-  const request = async <T>(method: string, path: string, body?: unknown): Promise<T> => {
-    const headers: Record<string, string> = { 'x-accord-agent': 'inspector', 'x-accord-description': encodeURIComponent('from the inspector') }
-    const t = token()
-    if (t !== null) headers.authorization = `Bearer ${t}`
-    if (body !== undefined) headers['content-type'] = 'application/json'
-    let res: Response
-    try {
-      res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) })
-    } catch (err) {
-      throw new InspectorError('WORKFLOW_UNAVAILABLE', `the server did not answer ${method} ${path}: ${(err as Error).message}`)
-    }
-    if (res.status === 204) return undefined as T
-    const json = await res.json().catch(() => null) as { error?: { code: AccordErrorCode, message: string, details: unknown } } | null
-    if (!res.ok) {
-      const e = json?.error
-      throw new InspectorError(e?.code ?? 'INVALID_REQUEST', e?.message ?? `${method} ${path}: HTTP ${res.status}`, e?.details)
-    }
-    return json as T
-  }
+  const request = <T>(method: string, path: string, body?: unknown): Promise<T> => requestJson<T>(method, path, token(), body)
   const rightOn = (workflowId: string): Right | null => {
     const t = token()
     if (t === null) return 'admin'

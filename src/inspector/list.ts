@@ -61,7 +61,7 @@ export const WorkflowList = ({ api, onError }: { api: Api, onError: (err: unknow
           h('td', null, h('a', { href: routeUrl({ kind: 'workflow', id: w.workflowId }), onClick: (e: MouseEvent) => { e.preventDefault(); navigate({ kind: 'workflow', id: w.workflowId }) } }, w.workflowId)),
           h('td', { class: 'num version' }, String(w.version)),
           h('td', null, time(w.updatedAt)),
-          h('td', null, w.forkOf ?? '')
+          h('td', { class: 'fork-of' }, w.forkOf === null ? '' : `${w.forkOf.workflowId} at v${w.forkOf.version}`)
         )))
       ),
     list !== null && shown.length === 0 && h('p', { class: 'muted' }, list.length === 0 ? 'no workflows yet' : 'no workflow matches the filter')

@@ -1,14 +1,16 @@
 /**
- * The inspector's entry (bundled by esbuild into dist/ui/app.js, served at /ui by
- * server/http/ui.ts). Preact, without JSX so the sources type-check with the package's own
- * tsconfig. With auth on, the page asks for a token and keeps it in sessionStorage only.
+ * The inspector's entry (bundled by esbuild into dist/ui/app.js, with its data worker
+ * worker.ts into dist/ui/worker.js, served at /ui by server/http/ui.ts). Preact, without JSX so
+ * the sources type-check with the package's own tsconfig. With auth on, the page asks for a
+ * token and keeps it in sessionStorage only.
  *
- *   esbuild src/inspector/main.ts --bundle --minify --format=esm --platform=browser --target=es2022 --outfile=dist/ui/app.js
+ *   esbuild app=src/inspector/main.ts worker=src/inspector/worker.ts --bundle --minify --format=esm --platform=browser --target=es2022 --outdir=dist/ui
  */
 import { h, render, type ComponentChild } from 'preact'
 import { useEffect, useMemo, useState } from 'preact/hooks'
 import { createApi, type Api } from './api.ts'
 import { WorkflowList } from './list.ts'
+import { createRemote } from './remote.ts'
 import { navigate, routeUrl, useRoute } from './route.ts'
 import { WorkflowPage } from './workflow.ts'
 import './style.css'
@@ -32,6 +34,9 @@ const TokenForm = ({ api, reason, onDone }: { api: Api, reason: string, onDone: 
 
 const App = (): ComponentChild => {
   const api = useMemo(() => createApi(sessionStorage), [])
+  // The data worker: the live documents and opened versions live there, off this thread.
+  const remote = useMemo(() => createRemote(), [])
+  useEffect(() => () => { remote.close() }, [remote])
   const route = useRoute()
   const [auth, setAuth] = useState<'checking' | 'ok' | string>('checking')
   const [error, setError] = useState<{ code: string, message: string } | null>(null)
@@ -60,7 +65,7 @@ const App = (): ComponentChild => {
       ? h(TokenForm, { api, reason: `This server needs a token: ${auth}.`, onDone: () => { setAttempt(a => a + 1) } })
       : route.kind === 'list'
         ? h(WorkflowList, { api, onError })
-        : h(WorkflowPage, { api, route, onError, onNotice: setNotice })
+        : h(WorkflowPage, { api, remote, route, onError, onNotice: setNotice })
 
   return h('div', { class: 'app' },
     h('header', null,

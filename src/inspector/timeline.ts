@@ -4,12 +4,14 @@
  * versions cost one page. Snapshots are marked on their version. Keyboard: ↑/↓ (or k/j) newer
  * and older, PageUp/PageDown by 20, Home/End newest/oldest; shift+click picks the compare base.
  *
- *   h(Timeline, { api, id, head, selected, onSelect, snapshots })
+ *   h(Timeline, { api, remote, id, head, selected, onSelect, snapshots })
  */
 import { h, type ComponentChild } from 'preact'
 import { useEffect, useRef, useState } from 'preact/hooks'
-import type { SnapshotRecord, VersionRecord } from '../index.ts'
+import type { SnapshotRecord } from '../index.ts'
 import type { Api } from './api.ts'
+import type { RecordSummary } from './protocol.ts'
+import type { Remote } from './remote.ts'
 import { time } from './list.ts'
 
 export const ROW = 30
@@ -18,6 +20,7 @@ const OVERSCAN = 8
 
 export interface TimelineProps {
   api: Api
+  remote: Remote
   id: string
   head: number
   selected: number | null
@@ -30,7 +33,7 @@ export interface TimelineProps {
 const block = (version: number): number => Math.floor((version - 1) / PAGE)
 
 export const Timeline = (p: TimelineProps): ComponentChild => {
-  const records = useRef(new Map<number, VersionRecord>())
+  const records = useRef(new Map<number, RecordSummary>())
   const loaded = useRef(new Set<number>())
   const [, setTick] = useState(0)
   const [scrollTop, setScrollTop] = useState(0)
@@ -47,7 +50,8 @@ export const Timeline = (p: TimelineProps): ComponentChild => {
     loaded.current.add(b)
     // The server takes `before` up to head + 1 (newest first from there).
     const before = Math.min((b + 1) * PAGE + 1, p.head + 1)
-    p.api.get<VersionRecord[]>(`/v1/workflows/${encodeURIComponent(p.id)}/history?limit=${PAGE}&before=${before}`).then(page => {
+    // Through the worker: a record holds its version's ops, so one page can be megabytes of JSON.
+    p.remote.history(p.id, p.api.token(), PAGE, before).then(page => {
       for (const r of page) records.current.set(r.version, r)
       // A block at the head is incomplete until the head moves past it: read it again then.
       if (page.length < PAGE) loaded.current.delete(b)

@@ -14,6 +14,7 @@ import { InspectorError } from './api.ts'
 import { VersionView } from './diff.ts'
 import { useLiveWorkflow } from './live.ts'
 import { time } from './list.ts'
+import type { Remote } from './remote.ts'
 import { navigate, routeUrl, type Route } from './route.ts'
 import { RuntimePanel } from './runtime.ts'
 import { Timeline } from './timeline.ts'
@@ -23,6 +24,7 @@ type WorkflowRoute = Exclude<Route, { kind: 'list' }>
 
 interface Props {
   api: Api
+  remote: Remote
   route: WorkflowRoute
   onError: (err: unknown) => void
   onNotice: (text: string) => void
@@ -59,10 +61,10 @@ const Action = ({ api, id, right, label, onRun }: { api: Api, id: string, right:
   )
 }
 
-const Loaded = ({ api, route, summary, onError, onNotice }: Props & { summary: WorkflowSummary }): ComponentChild => {
+const Loaded = ({ api, remote, route, summary, onError, onNotice }: Props & { summary: WorkflowSummary }): ComponentChild => {
   const id = route.id
   const wid = encodeURIComponent(id)
-  const live = useLiveWorkflow(id, api.token(), summary.version)
+  const live = useLiveWorkflow(remote, id, api.token(), summary.version, onError)
   const head = Math.max(summary.version, live.head)
   const [snapshots, setSnapshots] = useState<SnapshotRecord[]>([])
   const [conflicts, setConflicts] = useState<ConflictRecord[]>([])
@@ -102,7 +104,7 @@ const Loaded = ({ api, route, summary, onError, onNotice }: Props & { summary: W
   return h('div', { class: 'workflow' },
     h('div', { class: 'wf-head' },
       h('h2', null, id),
-      h('span', { class: 'muted' }, `v${head}${summary.forkOf === null ? '' : ` · fork of ${summary.forkOf}`} · ${live.synced ? 'live' : 'connecting…'}`),
+      h('span', { class: 'muted' }, `v${head}${summary.forkOf === null ? '' : ` · fork of ${summary.forkOf.workflowId} at v${summary.forkOf.version}`} · ${live.synced ? 'live' : 'connecting…'}`),
       h('a', { href: routeUrl({ kind: 'workflow', id }), class: route.kind === 'workflow' ? 'current' : '', onClick: (e: MouseEvent) => { e.preventDefault(); navigate({ kind: 'workflow', id }) } }, 'live state'),
       h('span', { class: 'actions' },
         selected !== null && h(Action, { api, id, right: 'write', label: `restore v${selected}`, onRun: restore({ version: selected }, `restored v${selected}`) }),
@@ -113,7 +115,8 @@ const Loaded = ({ api, route, summary, onError, onNotice }: Props & { summary: W
             navigate({ kind: 'workflow', id: fork.workflowId })
           })
         }),
-        summary.forkOf !== null && h(Action, { api, id, right: 'admin', label: 'promote', onRun: run(`promoted ${id} into ${summary.forkOf}`, () => api.post(`/v1/workflows/${wid}/promote`)) }),
+        // Promote merges the fork into its parent and deletes it: the parent is what is left to show.
+        summary.forkOf !== null && h(Action, { api, id, right: 'admin', label: 'promote', onRun: run(`promoted ${id} into ${summary.forkOf.workflowId}`, async () => { await api.post(`/v1/workflows/${wid}/promote`); navigate({ kind: 'workflow', id: (summary.forkOf as { workflowId: string }).workflowId }) }) }),
         summary.forkOf !== null && h(Action, { api, id, right: 'admin', label: 'discard', onRun: run(`discarded ${id}`, async () => { await api.post(`/v1/workflows/${wid}/discard`); navigate({ kind: 'list' }) }) })
       )
     ),
@@ -121,7 +124,7 @@ const Loaded = ({ api, route, summary, onError, onNotice }: Props & { summary: W
       h('div', { class: 'left' },
         h('h3', null, `Timeline (${head} versions)`),
         h('p', { class: 'hint muted' }, '↑/↓ to step, shift+click to compare with the selected version'),
-        h(Timeline, { api, id, head, selected, compareFrom, snapshots, onSelect: select, onError }),
+        h(Timeline, { api, remote, id, head, selected, compareFrom, snapshots, onSelect: select, onError }),
         h('section', { class: 'snapshots' },
           h('h4', null, `Snapshots (${snapshots.length})`),
           h('ul', null, snapshots.map(s => h('li', { key: s.id },
@@ -138,10 +141,10 @@ const Loaded = ({ api, route, summary, onError, onNotice }: Props & { summary: W
           ? h('div', { class: 'live-view' },
             h(RuntimePanel, { live }),
             h('h4', null, 'State (live)'),
-            live.root === null ? h('p', { class: 'muted' }, 'syncing…') : h(JsonTree, { value: live.root, changed: live.changed }))
+            live.tree === null ? h('p', { class: 'muted' }, 'syncing…') : h(JsonTree, { source: live.tree, changed: live.changed }))
           : route.kind === 'version'
-            ? h(VersionView, { api, id, from: Math.max(0, route.version - 1), to: route.version, onError })
-            : h(VersionView, { api, id, from: route.from, to: route.to, onError })
+            ? h(VersionView, { api, remote, id, from: Math.max(0, route.version - 1), to: route.version, onError })
+            : h(VersionView, { api, remote, id, from: route.from, to: route.to, onError })
       )
     )
   )

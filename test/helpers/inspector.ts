@@ -14,9 +14,9 @@ import type { Page } from 'playwright-core'
 
 const root = path.resolve(import.meta.dirname, '../..')
 
-/** The esbuild options of the package build (`esbuild src/inspector/main.ts --bundle --minify ...`). */
+/** The esbuild options of the package build (`esbuild app=src/inspector/main.ts worker=src/inspector/worker.ts --bundle --minify ...`). */
 export const INSPECTOR_BUILD: BuildOptions = {
-  entryPoints: [path.join(root, 'src/inspector/main.ts')],
+  entryPoints: { app: path.join(root, 'src/inspector/main.ts'), worker: path.join(root, 'src/inspector/worker.ts') },
   bundle: true,
   minify: true,
   format: 'esm',
@@ -25,12 +25,13 @@ export const INSPECTOR_BUILD: BuildOptions = {
   logLevel: 'silent'
 }
 
-/** Builds the app into a new temp dir; returns the dir and the sizes of app.js and app.css. */
-export const buildInspector = async (): Promise<{ dir: string, bytes: { js: number, css: number } }> => {
+/** Builds the app into a new temp dir; returns the dir, the sizes of app.js, worker.js and app.css, and the inputs of app.js. */
+export const buildInspector = async (): Promise<{ dir: string, bytes: { js: number, worker: number, css: number }, appInputs: string[] }> => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'accord-ui-'))
-  const result = await build({ ...INSPECTOR_BUILD, outfile: path.join(dir, 'app.js'), metafile: true })
-  const size = (suffix: string): number => Object.entries(result.metafile?.outputs ?? {}).find(([f]) => f.endsWith(suffix))?.[1].bytes ?? 0
-  return { dir, bytes: { js: size('app.js'), css: size('app.css') } }
+  const result = await build({ ...INSPECTOR_BUILD, outdir: dir, metafile: true })
+  const output = (suffix: string) => Object.entries(result.metafile?.outputs ?? {}).find(([f]) => f.endsWith(suffix))?.[1]
+  const size = (suffix: string): number => output(suffix)?.bytes ?? 0
+  return { dir, bytes: { js: size('app.js'), worker: size('worker.js'), css: size('app.css') }, appInputs: Object.keys(output('app.js')?.inputs ?? {}) }
 }
 
 /** Saves a screenshot of the page as docs/images/<name>.png. */
