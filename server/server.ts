@@ -13,13 +13,14 @@ import path from 'node:path'
 import type { AddressInfo } from 'node:net'
 import { AccordError, ClosedError } from '../src/model/errors.ts'
 import type { ViolationRecord } from '../src/model/schema.ts'
-import { DEFAULT_TIMEOUTS, type AgentStatus } from '../src/model/runtime.ts'
+import { DEFAULT_TIMEOUTS } from '../src/model/runtime.ts'
 import type { ZodType } from 'zod'
 import { createChangeFeed, type ChangeFeed, type RecordListener, type SubscribeOptions } from './sync/feed.ts'
 import * as history from './history/history.ts'
-import { createLogger, type Logger, type LoggerOptions } from './ops/log.ts'
+import { createLogger, type Logger } from './ops/log.ts'
 import { createRegistry, type Registry } from './sync/registry.ts'
-import { archiveOldVersions, type RetentionPolicy } from '../src/store/retention.ts'
+import type { RetentionPolicy } from '../src/store/retention.ts'
+import { sweepWorkflows } from './history/sweep.ts'
 import { handleRequest } from './sync/rpc.ts'
 import { createAdmission, type Admission } from './sync/admission.ts'
 import { createListWatch } from './sync/list-watch.ts'
@@ -27,7 +28,7 @@ import type { HttpContext } from './http/router.ts'
 import { createRequestListener } from './http/routes.ts'
 import { defaultUiDir } from './http/ui.ts'
 import { createMetrics, type Metrics } from './ops/metrics.ts'
-import { authenticator, createVerifier, type AuthOptions } from './http/auth.ts'
+import { authenticator, createVerifier } from './http/auth.ts'
 import { createOriginGuard } from './http/origin.ts'
 import { createRuntimeMonitor, type RuntimeMonitor } from './runtime/runtime.ts'
 import { openLevelStore } from '../src/store/level.ts'
@@ -35,88 +36,13 @@ import type { Bus, Forward } from './cluster/bus.ts'
 import { createRedisBus } from './cluster/bus-redis.ts'
 import type { Store, WorkflowMeta } from '../src/store/store.ts'
 import type { CommitHook } from './sync/commit-hooks.ts'
-import { createMcpEndpoint, type McpEndpoint, type McpEndpointOptions } from './http/mcp-endpoint.ts'
+import { createMcpEndpoint, type McpEndpoint } from './http/mcp-endpoint.ts'
 import { archivingHook } from './hooks/archiving.ts'
 import { deadlinesHook } from './hooks/deadlines.ts'
 import { feedHook } from './hooks/feed.ts'
 import { metricsHook } from './hooks/metrics.ts'
-import { resolverHook, type ConflictResolver } from './hooks/resolver.ts'
-
-export interface ServerOptions {
-  /** Default 1234; 0 picks a free port. */
-  port?: number
-  /** Default 127.0.0.1. */
-  host?: string
-  /** LevelDB directory, default ./data. Ignored when `store` is given. */
-  dataDir?: string
-  /** A store to use instead of opening LevelDB at dataDir; the caller keeps ownership. */
-  store?: Store
-  /** AES-256-GCM key (32 bytes) encrypting every LevelDB value at rest (see server/store/frame.ts). */
-  encryptionKey?: Uint8Array
-  /** fsync each LevelDB write batch, so acknowledged edits also survive power loss (default false). */
-  syncWrites?: boolean
-  /** Largest accepted message in bytes (default 16 MiB); larger closes with 4413. */
-  maxMessageSize?: number
-  /** Workflows held in memory at once (default unlimited): idle ones are evicted least recently used first; when every one is in use, new ones are refused (4503 / HTTP 429). */
-  maxLoadedWorkflows?: number
-  /** WebSocket connections per workflow (default unlimited); more close with 4503. */
-  maxConnectionsPerWorkflow?: number
-  /** Updates (and presence messages) per second per connection, with a burst (default unlimited); over it closes with 4429. */
-  rateLimit?: { perSecond: number, burst?: number }
-  /**
-   * Cluster mode: several servers on one shared store (PostgreSQL) exchange versions, presence and
-   * locks over Redis. `reconcileMs` (default 1000) bounds how long a missed bus message can delay a
-   * server: each loaded workflow is compared with the store's head that often.
-   */
-  cluster?: {
-    redisUrl: string
-    prefix?: string
-    reconcileMs?: number
-    /** How long after a writer died another server takes its workflows over (default 5000 ms). */
-    writerLeaseMs?: number
-    /** How long a forwarded update waits for the writer's acknowledgement before it goes again (default 2000 ms). */
-    forwardTimeoutMs?: number
-  }
-  /** How long a workflow stays in memory after its last connection left (default 5000 ms). */
-  evictionGraceMs?: number
-  /** A full-state keyframe every this many versions (default 100): bounds cold-load replay. */
-  keyframeEvery?: number
-  /** Write attempts before a workflow is stopped (default 4). */
-  writeAttempts?: number
-  /** Interval of WebSocket pings that detect dead peers (default 30000 ms). */
-  pingIntervalMs?: number
-  /** Version retention: `maxVersions` hot (100), older than `archiveAfterDays` (30) archived. */
-  retention?: Partial<RetentionPolicy>
-  /** Snapshot retention: newest `keepRoutine` (3) routine snapshots, recovery ones `recoveryDays` (7). */
-  snapshots?: Partial<history.SnapshotPolicy>
-  /** Bytes of stored data per workflow above which its writes are refused (default: no quota). */
-  quotaBytes?: number
-  /** Delete workflows without edits for this many days (default: never). */
-  deleteIdleAfterDays?: number
-  /** How often the maintenance sweep runs (default 1 hour). */
-  sweepIntervalMs?: number
-  /** Called for every detected conflict. */
-  resolveConflict?: ConflictResolver
-  /** Agent runtime: per-status timeouts in ms (default idle 300 s, processing 1800 s, error 60 s) and how often deadlines are checked (1000 ms). */
-  lifecycle?: { timeouts?: Partial<Record<AgentStatus, number>>, checkIntervalMs?: number }
-  /** zod schemas checked after every applied update, by workflow id (see also registerSchema). */
-  schemas?: Record<string, ZodType> | ((workflowId: string) => ZodType | undefined)
-  /** Require signed tokens (JWT) on every WebSocket and HTTP request. Without it the server only listens on loopback. */
-  auth?: AuthOptions
-  /**
-   * Without auth: browser origins (scheme://host[:port]) allowed besides loopback pages. Requests
-   * with a non-loopback Host, or an Origin neither loopback nor listed, are refused (403 / 4403).
-   */
-  allowedOrigins?: string[]
-  /** A logger, or options for the built-in JSON logger. */
-  log?: Logger | LoggerOptions
-  /** Serve MCP (Model Context Protocol, Streamable HTTP) at /mcp; needs the optional @modelcontextprotocol/sdk. */
-  mcp?: McpEndpointOptions
-  /** The inspector at /ui (default true; false turns it off), or the directory of its build (default dist/ui). */
-  ui?: boolean | { dir: string }
-  /** Serve https:// and wss:// with this PEM certificate (chain) and private key. */
-  tls?: { cert: string | Buffer, key: string | Buffer }
-}
+import { resolverHook } from './hooks/resolver.ts'
+import type { ServerOptions } from './options.ts'
 
 export interface AccordServer {
   /** Opens the store and starts listening; resolves with the bound address. */
@@ -155,7 +81,6 @@ export interface AccordServer {
 const isLogger = (value: unknown): value is Logger =>
   typeof value === 'object' && value !== null && typeof (value as Logger).info === 'function'
 
-const DAY = 24 * 60 * 60 * 1000
 const LOOPBACK = ['127.0.0.1', 'localhost', '::1']
 
 /** Everything a listening server holds: made once by start(), never changed; close() releases it. */
@@ -225,20 +150,7 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
     name: 'cluster bus',
     afterVersion: v => { if (v.local && bus !== null) track(bus.publishVersion({ meta: v.workflow.currentMeta, record: v.record, updates: v.updates }), 'publishing a version') }
   }
-  const sweep = async (): Promise<void> => {
-    const c = ctx()
-    const now = Date.now()
-    for (const meta of await c.store.listWorkflows()) {
-      const idle = options.deleteIdleAfterDays !== undefined && meta.updatedAt < now - options.deleteIdleAfterDays * DAY
-      if (idle && c.registry.get(meta.id) === undefined && !c.registry.loaded().includes(meta.id)) {
-        log.info('deleting idle workflow', { workflowId: meta.id, updatedAt: meta.updatedAt })
-        await c.store.deleteWorkflow(meta.id)
-        continue
-      }
-      await archiveOldVersions(c.store, meta.id, retention, now)
-      await history.pruneSnapshots(c, meta.id, now)
-    }
-  }
+  const sweep = async (): Promise<void> => { await sweepWorkflows(ctx(), { retention, deleteIdleAfterDays: options.deleteIdleAfterDays, log }) }
 
   const listen = async (): Promise<{ host: string, port: number, url: string }> => {
     if (state !== 'new') throw new ClosedError('server (listen() may be called once)')
