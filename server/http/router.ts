@@ -1,9 +1,9 @@
 /**
- * What the HTTP routes share: the request record and context, the error type and status table,
- * body and argument parsing, replies, authored server-side writes, and `route`, which makes one
- * row of the route table (server/http/routes.ts, where every route is listed).
+ * What the HTTP handlers share: the request record and context, the error type and status
+ * table, body and argument parsing, replies and authored server-side writes. The handlers are
+ * rows of the route table (server/http/routes.ts, where every route is listed).
  *
- *   route('GET', '/v1/workflows/:id', 'read', async r => ({ version: await headOf(r) }))
+ *   export const getHead: Handler = async r => ({ version: await headOf(r) })
  */
 import type http from 'node:http'
 import { z } from 'zod'
@@ -13,7 +13,7 @@ import { readState } from '../../src/model/json-yjs.ts'
 import { PausedError, isPaused, readRuntime } from '../../src/model/runtime.ts'
 import { ChangeMetaSchema } from '../../src/model/schema.ts'
 import { assertWorkflowId } from '../../src/model/workflow-id.ts'
-import type { Authenticate, Principal, Right } from './auth.ts'
+import type { Authenticate, Principal } from './auth.ts'
 import { intArg } from './args.ts'
 import type { McpEndpoint } from './mcp-endpoint.ts'
 import type { ChangeFeed } from '../sync/feed.ts'
@@ -210,46 +210,3 @@ export const stateOf = async (r: Request): Promise<{ version: number, state: Jso
     return { version: wf.head, state: readState(wf.doc) }
   })
 }
-
-/**
- * Who may call a route: `public` without authentication (health, the inspector's files, MCP,
- * which authenticates itself), `caller` any authenticated caller (the handler checks rights),
- * or a right the caller must hold on the `:id` workflow.
- */
-export type Access = 'public' | 'caller' | Right
-
-export interface RouteOptions {
-  /** The token may also come as `?token=` (EventSource cannot send headers). */
-  tokenInQuery?: boolean
-  /** The route exists only while this holds (the inspector and MCP are optional). */
-  when?: (ctx: HttpContext) => boolean
-}
-
-/** One row of the route table. `methods` '*' takes every method. */
-export type Route = {
-  readonly methods: readonly string[] | '*'
-  readonly path: string
-  readonly pattern: RegExp
-  readonly tokenInQuery: boolean
-  readonly when: ((ctx: HttpContext) => boolean) | undefined
-} & ({ readonly access: 'public', readonly handler: PublicHandler } | { readonly access: 'caller' | Right, readonly handler: Handler })
-
-type RouteFn = {
-  (method: string | readonly string[], path: string, access: 'public', handler: PublicHandler, options?: RouteOptions): Route
-  (method: string | readonly string[], path: string, access: 'caller' | Right, handler: Handler, options?: RouteOptions): Route
-}
-
-/** `:name` segments become params (percent-decoded); a trailing `/*` matches any rest, undecoded. */
-const compile = (path: string): RegExp =>
-  new RegExp('^' + path.replace(/:(\w+)/g, '(?<$1>[^/]+)').replace(/\/\*$/, '/.*') + '$')
-
-/** One route: `route('GET', '/v1/workflows/:id', 'read', handler)`. */
-export const route: RouteFn = (method, path, access, handler, options = {}) => ({
-  methods: method === '*' ? '*' : typeof method === 'string' ? [method] : method,
-  path,
-  pattern: compile(path),
-  tokenInQuery: options.tokenInQuery === true,
-  when: options.when,
-  access,
-  handler
-} as Route)

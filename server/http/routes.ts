@@ -11,13 +11,56 @@
  * exist. Errors are `{ error: { code, message, details } }` with the status of their code.
  */
 import type http from 'node:http'
-import { ForbiddenError, bearerToken, type Principal } from './auth.ts'
+import { ForbiddenError, bearerToken, type Principal, type Right } from './auth.ts'
 import type { OriginGuard } from './origin.ts'
 import * as api from './api.ts'
 import * as ops from './ops-routes.ts'
 import * as rt from './runtime-api.ts'
 import * as ui from './ui.ts'
-import { HttpError, RESPONDED, decode, route, send, sendError, type HttpContext, type PublicRequest, type Route } from './router.ts'
+import { HttpError, RESPONDED, decode, send, sendError, type Handler, type HttpContext, type PublicHandler, type PublicRequest } from './router.ts'
+
+/**
+ * Who may call a route: `public` without authentication (health, the inspector's files, MCP,
+ * which authenticates itself), `caller` any authenticated caller (the handler checks rights),
+ * or a right the caller must hold on the `:id` workflow.
+ */
+export type Access = 'public' | 'caller' | Right
+
+export interface RouteOptions {
+  /** The token may also come as `?token=` (EventSource cannot send headers). */
+  tokenInQuery?: boolean
+  /** The route exists only while this holds (the inspector and MCP are optional). */
+  when?: (ctx: HttpContext) => boolean
+}
+
+/** One row of the route table. `methods` '*' takes every method. */
+export type Route = {
+  readonly methods: readonly string[] | '*'
+  readonly path: string
+  readonly pattern: RegExp
+  readonly tokenInQuery: boolean
+  readonly when: ((ctx: HttpContext) => boolean) | undefined
+} & ({ readonly access: 'public', readonly handler: PublicHandler } | { readonly access: 'caller' | Right, readonly handler: Handler })
+
+type RouteFn = {
+  (method: string | readonly string[], path: string, access: 'public', handler: PublicHandler, options?: RouteOptions): Route
+  (method: string | readonly string[], path: string, access: 'caller' | Right, handler: Handler, options?: RouteOptions): Route
+}
+
+/** `:name` segments become params (percent-decoded); a trailing `/*` matches any rest, undecoded. */
+const compile = (path: string): RegExp =>
+  new RegExp('^' + path.replace(/:(\w+)/g, '(?<$1>[^/]+)').replace(/\/\*$/, '/.*') + '$')
+
+/** One row: `route('GET', '/v1/workflows/:id', 'read', handler)`. */
+export const route: RouteFn = (method, path, access, handler, options = {}) => ({
+  methods: method === '*' ? '*' : typeof method === 'string' ? [method] : method,
+  path,
+  pattern: compile(path),
+  tokenInQuery: options.tokenInQuery === true,
+  when: options.when,
+  access,
+  handler
+} as Route)
 
 const inspectorOn = (ctx: HttpContext): boolean => ctx.uiDir !== null
 const mcpOn = (ctx: HttpContext): boolean => ctx.mcp !== null
