@@ -61,6 +61,20 @@ module.exports = {
       to: { path: '^src/(client|node)/|^src/(index|sdk)\\.ts$' }
     },
     {
+      name: 'hooks-chosen-by-create-server',
+      severity: 'error',
+      comment: 'After-commit hooks (server/hooks) are wired by createServer alone: workflows and the registry know only the CommitHook interface (server/sync/commit-hooks.ts).',
+      from: { path: '^server/', pathNot: '^server/(server|options)\\.ts$|^server/hooks/' },
+      to: { path: '^server/hooks/' }
+    },
+    {
+      name: 'hooks-not-on-http',
+      severity: 'error',
+      comment: 'A hook reacts to a commit; it does not reach into the HTTP layer.',
+      from: { path: '^server/hooks/' },
+      to: { path: '^server/http/' }
+    },
+    {
       name: 'browser-entry-stays-light',
       severity: 'error',
       comment: 'src/index.ts (the browser SDK) must not reach the Node cache, the stores, ws, level or node: builtins.',

@@ -5,7 +5,8 @@
  * for experiments).
  */
 import { writeHeapSnapshot } from 'node:v8'
-import { createServer, type ServerOptions } from '../server/server.ts'
+import { createServer } from '../server/server.ts'
+import type { ServerOptions } from '../server/options.ts'
 import { createMemoryStore } from '../src/store/memory.ts'
 import { serveRpc, settledHeap } from './ipc.ts'
 

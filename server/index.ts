@@ -1,5 +1,6 @@
 export { createServer } from './server.ts'
-export type { ServerOptions, AccordServer } from './server.ts'
+export type { AccordServer } from './server.ts'
+export type { ServerOptions } from './options.ts'
 export { openLevelStore } from '../src/store/level.ts'
 export type { LevelStoreOptions } from '../src/store/level.ts'
 export { openPostgresStore } from './store/postgres.ts'

@@ -2,125 +2,47 @@
  * createServer: an HTTP server whose WebSocket upgrades at /<workflowId> speak the standard
  * y-websocket protocol (plus Accord's extension for clients that announce it), and the server
  * module API (history, snapshots, restore, forks, conflicts, subscriptions).
- * Lifecycle: createServer() -> listen() -> close(); close() flushes every workflow and releases
- * sockets, timers and the store, so many servers can share one process.
+ * Lifecycle: createServer() -> listen() -> close(); listen() makes every part once (`Running`),
+ * close() flushes every workflow and releases sockets, timers and the store, so many servers can
+ * share one process. Where the parts live: HTTP routes in server/http/routes.ts, WebSocket
+ * admission in server/sync/admission.ts, after-commit work in server/hooks/.
  */
 import http from 'node:http'
 import https from 'node:https'
 import path from 'node:path'
 import type { AddressInfo } from 'node:net'
-import { WebSocketServer, type WebSocket } from 'ws'
-import { CloseCodes } from '../src/model/close-codes.ts'
 import { AccordError, ClosedError } from '../src/model/errors.ts'
-import type { JsonValue } from '../src/model/json.ts'
-import { applyPatchToYjs } from '../src/model/patch.ts'
-import { stateRoot } from '../src/model/json-yjs.ts'
-import { AGENT_PARAM, EXTENSION_PARAM } from '../src/model/protocol.ts'
-import type { ConflictRecord, ViolationRecord } from '../src/model/schema.ts'
-import { DEFAULT_TIMEOUTS, type AgentStatus } from '../src/model/runtime.ts'
+import type { ViolationRecord } from '../src/model/schema.ts'
+import { DEFAULT_TIMEOUTS } from '../src/model/runtime.ts'
 import type { ZodType } from 'zod'
-import { isValidWorkflowId } from '../src/model/workflow-id.ts'
-import { Connection } from './sync/connection.ts'
 import { createChangeFeed, type ChangeFeed, type RecordListener, type SubscribeOptions } from './sync/feed.ts'
 import * as history from './history/history.ts'
-import { createLogger, type Logger, type LoggerOptions } from './ops/log.ts'
+import { createLogger, type Logger } from './ops/log.ts'
 import { createRegistry, type Registry } from './sync/registry.ts'
-import { archiveOldVersions, type RetentionPolicy } from '../src/store/retention.ts'
+import type { RetentionPolicy } from '../src/store/retention.ts'
+import { sweepWorkflows } from './history/sweep.ts'
 import { handleRequest } from './sync/rpc.ts'
-import { handleApi } from './http/api.ts'
-import { sendError } from './http/router.ts'
-import { createListWatch, defaultUiDir, handleUi, type UiContext } from './http/ui.ts'
+import { createAdmission, type Admission } from './sync/admission.ts'
+import { createListWatch } from './sync/list-watch.ts'
+import type { HttpContext } from './http/router.ts'
+import { createRequestListener } from './http/routes.ts'
+import { defaultUiDir } from './http/ui.ts'
 import { createMetrics, type Metrics } from './ops/metrics.ts'
-import { ANONYMOUS, ForbiddenError, createVerifier, redactToken, type AuthOptions, type Principal, type Verifier } from './http/auth.ts'
+import { authenticator, createVerifier } from './http/auth.ts'
 import { createOriginGuard } from './http/origin.ts'
 import { createRuntimeMonitor, type RuntimeMonitor } from './runtime/runtime.ts'
 import { openLevelStore } from '../src/store/level.ts'
-import { streamBackup } from './ops/backup.ts'
 import type { Bus, Forward } from './cluster/bus.ts'
 import { createRedisBus } from './cluster/bus-redis.ts'
 import type { Store, WorkflowMeta } from '../src/store/store.ts'
-import type { Workflow } from './sync/workflow.ts'
-import type { CommitHook, CommittedWorkflow } from './sync/commit-hooks.ts'
-import { createMcpEndpoint, MCP_PATH, type McpEndpoint, type McpEndpointOptions } from './http/mcp-endpoint.ts'
-
-/** Return a value to override the CRDT's pick (recorded as a resolution), or undefined to keep it. */
-export type ConflictResolver = (conflict: ConflictRecord) => { value: JsonValue } | undefined | Promise<{ value: JsonValue } | undefined>
-
-export interface ServerOptions {
-  /** Default 1234; 0 picks a free port. */
-  port?: number
-  /** Default 127.0.0.1. */
-  host?: string
-  /** LevelDB directory, default ./data. Ignored when `store` is given. */
-  dataDir?: string
-  /** A store to use instead of opening LevelDB at dataDir; the caller keeps ownership. */
-  store?: Store
-  /** AES-256-GCM key (32 bytes) encrypting every LevelDB value at rest (see server/store/frame.ts). */
-  encryptionKey?: Uint8Array
-  /** fsync each LevelDB write batch, so acknowledged edits also survive power loss (default false). */
-  syncWrites?: boolean
-  /** Largest accepted message in bytes (default 16 MiB); larger closes with 4413. */
-  maxMessageSize?: number
-  /** Workflows held in memory at once (default unlimited): idle ones are evicted least recently used first; when every one is in use, new ones are refused (4503 / HTTP 429). */
-  maxLoadedWorkflows?: number
-  /** WebSocket connections per workflow (default unlimited); more close with 4503. */
-  maxConnectionsPerWorkflow?: number
-  /** Updates (and presence messages) per second per connection, with a burst (default unlimited); over it closes with 4429. */
-  rateLimit?: { perSecond: number, burst?: number }
-  /**
-   * Cluster mode: several servers on one shared store (PostgreSQL) exchange versions, presence and
-   * locks over Redis. `reconcileMs` (default 1000) bounds how long a missed bus message can delay a
-   * server: each loaded workflow is compared with the store's head that often.
-   */
-  cluster?: {
-    redisUrl: string
-    prefix?: string
-    reconcileMs?: number
-    /** How long after a writer died another server takes its workflows over (default 5000 ms). */
-    writerLeaseMs?: number
-    /** How long a forwarded update waits for the writer's acknowledgement before it goes again (default 2000 ms). */
-    forwardTimeoutMs?: number
-  }
-  /** How long a workflow stays in memory after its last connection left (default 5000 ms). */
-  evictionGraceMs?: number
-  /** A full-state keyframe every this many versions (default 100): bounds cold-load replay. */
-  keyframeEvery?: number
-  /** Write attempts before a workflow is stopped (default 4). */
-  writeAttempts?: number
-  /** Interval of WebSocket pings that detect dead peers (default 30000 ms). */
-  pingIntervalMs?: number
-  /** Version retention: `maxVersions` hot (100), older than `archiveAfterDays` (30) archived. */
-  retention?: Partial<RetentionPolicy>
-  /** Snapshot retention: newest `keepRoutine` (3) routine snapshots, recovery ones `recoveryDays` (7). */
-  snapshots?: Partial<history.SnapshotPolicy>
-  /** Bytes of stored data per workflow above which its writes are refused (default: no quota). */
-  quotaBytes?: number
-  /** Delete workflows without edits for this many days (default: never). */
-  deleteIdleAfterDays?: number
-  /** How often the maintenance sweep runs (default 1 hour). */
-  sweepIntervalMs?: number
-  /** Called for every detected conflict. */
-  resolveConflict?: ConflictResolver
-  /** Agent runtime: per-status timeouts in ms (default idle 300 s, processing 1800 s, error 60 s) and how often deadlines are checked (1000 ms). */
-  lifecycle?: { timeouts?: Partial<Record<AgentStatus, number>>, checkIntervalMs?: number }
-  /** zod schemas checked after every applied update, by workflow id (see also registerSchema). */
-  schemas?: Record<string, ZodType> | ((workflowId: string) => ZodType | undefined)
-  /** Require signed tokens (JWT) on every WebSocket and HTTP request. Without it the server only listens on loopback. */
-  auth?: AuthOptions
-  /**
-   * Without auth: browser origins (scheme://host[:port]) allowed besides loopback pages. Requests
-   * with a non-loopback Host, or an Origin neither loopback nor listed, are refused (403 / 4403).
-   */
-  allowedOrigins?: string[]
-  /** A logger, or options for the built-in JSON logger. */
-  log?: Logger | LoggerOptions
-  /** Serve MCP (Model Context Protocol, Streamable HTTP) at /mcp; needs the optional @modelcontextprotocol/sdk. */
-  mcp?: McpEndpointOptions
-  /** The inspector at /ui (default true; false turns it off), or the directory of its build (default dist/ui). */
-  ui?: boolean | { dir: string }
-  /** Serve https:// and wss:// with this PEM certificate (chain) and private key. */
-  tls?: { cert: string | Buffer, key: string | Buffer }
-}
+import type { CommitHook } from './sync/commit-hooks.ts'
+import { createMcpEndpoint, type McpEndpoint } from './http/mcp-endpoint.ts'
+import { archivingHook } from './hooks/archiving.ts'
+import { deadlinesHook } from './hooks/deadlines.ts'
+import { feedHook } from './hooks/feed.ts'
+import { metricsHook } from './hooks/metrics.ts'
+import { resolverHook } from './hooks/resolver.ts'
+import type { ServerOptions } from './options.ts'
 
 export interface AccordServer {
   /** Opens the store and starts listening; resolves with the bound address. */
@@ -159,12 +81,24 @@ export interface AccordServer {
 const isLogger = (value: unknown): value is Logger =>
   typeof value === 'object' && value !== null && typeof (value as Logger).info === 'function'
 
-const DAY = 24 * 60 * 60 * 1000
-/** Pause before each archiving pass, so the commits of other workflows run between passes. */
-const ARCHIVE_PAUSE_MS = 10
+const LOOPBACK = ['127.0.0.1', 'localhost', '::1']
 
-const bearer = (header: string | undefined): string | undefined =>
-  header !== undefined && header.startsWith('Bearer ') ? header.slice(7).trim() : undefined
+/** Everything a listening server holds: made once by start(), never changed; close() releases it. */
+interface Running {
+  readonly store: Store
+  readonly registry: Registry
+  readonly feed: ChangeFeed
+  readonly monitor: RuntimeMonitor
+  readonly metrics: Metrics
+  /** What every HTTP route reaches; also the history context of the module API. */
+  readonly http: HttpContext
+  readonly server: http.Server
+  readonly admission: Admission
+  /** Null without the `mcp` option. */
+  readonly mcp: McpEndpoint | null
+  readonly sweepTimer: ReturnType<typeof setInterval>
+  readonly address: { host: string, port: number, url: string }
+}
 
 export const createServer = (options: ServerOptions = {}): AccordServer => {
   const host = options.host ?? '127.0.0.1'
@@ -183,29 +117,23 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
     return typeof s === 'function' ? s(id) : s?.[id]
   }
 
-  let store: Store | null = options.store ?? null
-  let registry: Registry | null = null
-  let feed: ChangeFeed | null = null
-  let monitor: RuntimeMonitor | null = null
-  let verifier: Verifier | null = null
-  let metrics: Metrics | null = null
+  let state: 'new' | 'listening' | 'closing' | 'closed' = 'new'
+  /** Set when start() has made everything. */
+  let running: Running | null = null
+  /** What start() has made so far: what close() releases when start() failed midway. */
+  const made: { -readonly [K in keyof Running]?: Running[K] } = {}
+  let starting: Promise<unknown> = Promise.resolve()
+  let closing: Promise<void> | null = null
+  // Cluster wiring (the bus, busHook, start()'s cluster block), moving to server/cluster/.
+  let bus: Bus | null = null
+  let reconcileTimer: ReturnType<typeof setInterval> | null = null
+  /** Open SSE responses, ended on close. */
   const streams = new Set<http.ServerResponse>()
   /** Workflows refused because their stored data is damaged (cleared when one loads again). */
   const corrupt = new Map<string, { workflowId: string, error: string, at: number }>()
-  const connectionsPer = new Map<string, number>()
-  let bus: Bus | null = null
-  let reconcileTimer: ReturnType<typeof setInterval> | null = null
-  let httpServer: http.Server | null = null
-  let uiCtx: UiContext | null = null
-  let wss: WebSocketServer | null = null
-  let mcp: McpEndpoint | null = null
-  let selfUrl = ''
-  let sweepTimer: ReturnType<typeof setInterval> | null = null
-  let state: 'new' | 'listening' | 'closing' | 'closed' = 'new'
-  const connections = new Set<Connection>()
   /** Background tasks (retention, resolutions) that close() waits for. */
   const background = new Set<Promise<unknown>>()
-  const archiving = new Set<string>()
+  const listWatch = createListWatch()
 
   const track = (task: Promise<unknown>, what: string): void => {
     const p = task.catch(err => { log.error(`${what} failed`, { error: (err as Error).message }) })
@@ -213,171 +141,44 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
     void p.finally(() => background.delete(p))
   }
 
-  const ctx = (): history.HistoryContext & { feed: ChangeFeed } => {
-    if (store === null || registry === null || feed === null) throw new ClosedError('server (call listen() first)')
-    return { store, registry, feed, snapshots, onSnapshot: () => { metrics?.snapshot() } }
+  const ctx = (): HttpContext => {
+    if (running === null) throw new ClosedError('server (call listen() first)')
+    return running.http
   }
 
-  const resolve = async (wf: CommittedWorkflow, conflict: ConflictRecord): Promise<void> => {
-    const decision = await options.resolveConflict?.(conflict)
-    if (decision === undefined || wf.isFailed) return
-    const by = 'accord:resolver'
-    wf.transact(() => {
-      applyPatchToYjs(stateRoot(wf.doc), [{ op: 'add', path: conflict.path, value: decision.value }])
-    }, { agentId: by, takeDescription: () => ({ description: `resolved conflict ${conflict.id} at ${conflict.path}` }) })
-    await wf.whenFlushed(Number.POSITIVE_INFINITY)
-    await ctx().store.putConflict({ ...conflict, resolution: { value: decision.value, version: wf.head, by } })
-  }
-
-  const listWatch = createListWatch()
-  const feedHook: CommitHook = {
-    name: 'change feed',
-    afterVersion: ({ record }) => {
-      feed?.publish(record)
-      listWatch.publish(record)
-    }
-  }
-  const metricsHook: CommitHook = {
-    name: 'metrics',
-    afterVersion: v => { if (v.local) metrics?.version(v.workflow as Workflow, v.record, { seconds: v.seconds, updates: v.updates.length, bytes: v.bytes }, v.conflicts.length) }
-  }
   const busHook: CommitHook = {
     name: 'cluster bus',
     afterVersion: v => { if (v.local && bus !== null) track(bus.publishVersion({ meta: v.workflow.currentMeta, record: v.record, updates: v.updates }), 'publishing a version') }
   }
-  const resolverHook: CommitHook = {
-    name: 'conflict resolver',
-    afterVersion: ({ workflow: wf, conflicts }) => {
-      for (const conflict of conflicts) {
-        log.info('conflict', { workflowId: wf.id, path: conflict.path, winner: conflict.winner, version: conflict.version })
-        if (options.resolveConflict !== undefined) track(resolve(wf, conflict), 'conflict resolution')
-      }
-    }
-  }
-
-  /**
-   * Archiving is background work, run one workflow at a time with a pause before each: under
-   * even load many workflows reach a keyframe together. Archiving them all at once held the event
-   * loop for up to 90 ms; back to back, each commit during the ~100 ms wave waited 4-11 ms on
-   * the store (median p99 at 3,000 updates/s: 9.8 ms, with the pause 7.5 ms). A pass archives
-   * every interval due, so a queue that falls behind catches up in larger passes.
-   */
-  let archiveQueue: Promise<unknown> = Promise.resolve()
-  const archiveHook: CommitHook = { name: 'archiving', afterKeyframe: wf => { onKeyframe(wf) } }
-  const onKeyframe = (wf: CommittedWorkflow): void => {
-    const s = store
-    if (archiving.has(wf.id) || s === null) return
-    archiving.add(wf.id)
-    const run = archiveQueue.then(async () => {
-      if (state === 'listening') await new Promise(resolve => setTimeout(resolve, ARCHIVE_PAUSE_MS))
-      return archiveOldVersions(s, wf.id, retention)
-    }).finally(() => archiving.delete(wf.id))
-    archiveQueue = run.catch(() => {})
-    track(run, 'archiving')
-  }
-
-  const sweep = async (): Promise<void> => {
-    const { store: s, registry: r } = ctx()
-    const now = Date.now()
-    for (const meta of await s.listWorkflows()) {
-      const idle = options.deleteIdleAfterDays !== undefined && meta.updatedAt < now - options.deleteIdleAfterDays * DAY
-      if (idle && r.get(meta.id) === undefined && !r.loaded().includes(meta.id)) {
-        log.info('deleting idle workflow', { workflowId: meta.id, updatedAt: meta.updatedAt })
-        await s.deleteWorkflow(meta.id)
-        continue
-      }
-      await archiveOldVersions(s, meta.id, retention, now)
-      await history.pruneSnapshots(ctx(), meta.id, now)
-    }
-  }
-
-  const onConnection = (ws: WebSocket, req: http.IncomingMessage, reg: Registry): void => {
-    let id = ''
-    let params = new URLSearchParams()
-    try {
-      const url = new URL(req.url ?? '/', 'http://accord')
-      id = decodeURIComponent(url.pathname.slice(1))
-      params = url.searchParams
-    } catch {}
-    if (!isValidWorkflowId(id)) {
-      log.warn('rejected connection', { reason: 'invalid workflow id', path: redactToken(req.url ?? '').slice(0, 200) })
-      ws.close(CloseCodes.invalidWorkflowId.code, CloseCodes.invalidWorkflowId.reason)
-      return
-    }
-    const peers = (connectionsPer.get(id) ?? 0) + 1
-    if (peers > (options.maxConnectionsPerWorkflow ?? Number.POSITIVE_INFINITY)) {
-      log.warn('rejected connection', { reason: 'too many connections', workflowId: id, limit: options.maxConnectionsPerWorkflow })
-      ws.close(CloseCodes.tooManyConnections.code, `${CloseCodes.tooManyConnections.reason} (limit ${options.maxConnectionsPerWorkflow})`)
-      return
-    }
-    connectionsPer.set(id, peers)
-    const conn = new Connection(ws, id, {
-      maxMessageSize,
-      rate: options.rateLimit === undefined ? undefined : { perSecond: options.rateLimit.perSecond, burst: options.rateLimit.burst ?? options.rateLimit.perSecond },
-      pingIntervalMs: options.pingIntervalMs ?? 30_000,
-      log,
-      extended: params.get(EXTENSION_PARAM) === '1',
-      onClose: c => {
-        connections.delete(c)
-        const left = (connectionsPer.get(c.workflowId) ?? 1) - 1
-        if (left > 0) connectionsPer.set(c.workflowId, left)
-        else connectionsPer.delete(c.workflowId)
-        if (c.workflow !== null) reg.release(c.workflow)
-      },
-      onRequest: (c, body) => handleRequest(ctx(), c, body)
-    })
-    connections.add(conn)
-    // Input is buffered by the connection until it is attached, so nothing is lost while the
-    // token is checked and the workflow loads.
-    void authenticate(params.get('token') ?? bearer(req.headers.authorization), params.get(AGENT_PARAM)).then(
-      principal => {
-        if (conn.isClosed) return
-        if (!principal.can(id, 'read')) {
-          log.warn('rejected connection', { reason: 'forbidden', workflowId: id, agent: principal.agentId })
-          conn.close(CloseCodes.forbidden, `no read access to ${id}`)
-          return
-        }
-        conn.authorize(principal)
-        reg.acquire(id).then(
-          workflow => {
-            if (conn.isClosed) reg.release(workflow)
-            else conn.attach(workflow)
-          },
-          (err: Error & { code?: string }) => { conn.close(err.code === 'LIMIT_EXCEEDED' ? CloseCodes.tooManyWorkflows : CloseCodes.loadFailure, err.message) }
-        )
-      },
-      (err: Error) => {
-        log.warn('rejected connection', { reason: err.message, workflowId: id })
-        conn.close(CloseCodes.unauthorized, err.message)
-      }
-    )
-  }
-
-  /** The principal of a request: from its token when auth is on, else anyone (named by ?agent=). */
-  const authenticate = async (token: string | null | undefined, claimedAgent: string | null): Promise<Principal> => {
-    if (verifier !== null) return verifier.verify(token)
-    return ANONYMOUS((claimedAgent ?? '').slice(0, 200) || 'anonymous')
-  }
+  const sweep = async (): Promise<void> => { await sweepWorkflows(ctx(), { retention, deleteIdleAfterDays: options.deleteIdleAfterDays, log }) }
 
   const listen = async (): Promise<{ host: string, port: number, url: string }> => {
     if (state !== 'new') throw new ClosedError('server (listen() may be called once)')
     state = 'listening'
+    const started = start()
+    starting = started.catch(() => {})
     try {
-      return await start()
+      running = await started
+      return running.address
     } catch (err) {
-      state = 'new'
       await close().catch(() => {})
       throw err
     }
   }
 
-  const start = async (): Promise<{ host: string, port: number, url: string }> => {
-    if (options.auth !== undefined) verifier = await createVerifier(options.auth)
-    else if (!['127.0.0.1', 'localhost', '::1'].includes(host)) {
+  const start = async (): Promise<Running> => {
+    const verifier = options.auth === undefined ? null : await createVerifier(options.auth)
+    if (verifier === null && !LOOPBACK.includes(host)) {
       throw new AccordError('INVALID_REQUEST', `refusing to listen on ${host} without auth: configure auth (a secret or public key) or bind to 127.0.0.1`)
     }
-    if (store === null) store = await openLevelStore(path.resolve(options.dataDir ?? './data'), { sync: options.syncWrites, encryptionKey: options.encryptionKey })
-    feed = createChangeFeed(store)
+    const authenticate = authenticator(verifier)
+    // Without auth, every local client is trusted: keep web pages (DNS rebinding) out.
+    const guard = verifier === null ? createOriginGuard({ allowedOrigins: options.allowedOrigins }) : () => null
+    const store = options.store ?? await openLevelStore(path.resolve(options.dataDir ?? './data'), { sync: options.syncWrites, encryptionKey: options.encryptionKey })
+    made.store = store
+    const feed = createChangeFeed(store)
+    // The gauges read the registry and the connections when scraped, after both are made.
+    const metrics = createMetrics({ connections: () => admission.count(), loaded: () => reg.all(), corrupt: () => corrupt.size })
     if (options.cluster !== undefined) bus = createRedisBus({ url: options.cluster.redisUrl, prefix: options.cluster.prefix, writerLeaseMs: options.cluster.writerLeaseMs, log })
     const clusterBus = bus
     const reg = createRegistry({
@@ -403,20 +204,27 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
       keyframeEvery: options.keyframeEvery ?? 100,
       writeAttempts: options.writeAttempts ?? 4,
       quotaBytes: options.quotaBytes ?? Number.POSITIVE_INFINITY,
-      hooks: [feedHook, metricsHook, busHook, resolverHook, archiveHook, { name: 'deadlines', deadlineChanged: (wf, deadline) => { monitor?.note(wf.id, deadline) } }],
+      hooks: [
+        feedHook(feed, listWatch),
+        metricsHook(metrics),
+        busHook,
+        resolverHook({ resolveConflict: options.resolveConflict, store, log, track }),
+        archivingHook({ store, retention, pausing: () => state === 'listening', track }),
+        deadlinesHook((id, deadline) => { monitor.note(id, deadline) })
+      ],
       onLoad: (id, seconds, error) => {
         if (error === undefined) {
-          metrics?.loaded(seconds)
+          metrics.loaded(seconds)
           corrupt.delete(id)
         } else if ((error as AccordError).code === 'CORRUPT_DATA') {
-          metrics?.corrupt(id)
+          metrics.corrupt(id)
           corrupt.set(id, { workflowId: id, error: error.message, at: Date.now() })
         }
       },
       timeouts,
       schemaFor
     })
-    registry = reg
+    made.registry = reg
     if (clusterBus !== null) {
       const reconcile = (): void => {
         for (const wf of reg.all()) {
@@ -448,54 +256,47 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
       reconcileTimer = setInterval(reconcile, options.cluster?.reconcileMs ?? 1000)
       reconcileTimer.unref()
     }
-    monitor = createRuntimeMonitor({ registry: reg, store, log, timeouts, checkIntervalMs: options.lifecycle?.checkIntervalMs ?? 1000 })
+    const monitor = createRuntimeMonitor({ registry: reg, store, log, timeouts, checkIntervalMs: options.lifecycle?.checkIntervalMs ?? 1000 })
+    made.monitor = monitor
     await monitor.start()
-    metrics = createMetrics({ connections: () => connections.size, loaded: () => reg.all(), corrupt: () => corrupt.size })
-    const httpCtx = {
-      ...ctx(),
+    const mcp = options.mcp === undefined ? null : await createMcpEndpoint({ url: () => running?.address.url ?? '', authenticate, log, maxBodySize: maxMessageSize, options: options.mcp })
+    made.mcp = mcp
+    const httpCtx: HttpContext = {
+      store,
+      registry: reg,
+      feed,
+      snapshots,
+      onSnapshot: () => { metrics.snapshot() },
       log,
       maxBodySize: maxMessageSize,
       authenticate,
       schemaFor,
-      withWorkflow: <T>(id: string, fn: (wf: Workflow) => Promise<T>): Promise<T> => reg.with(id, fn),
+      withWorkflow: reg.with,
       keepAliveMs: 15_000,
-      streams
+      streams,
+      metrics,
+      readiness: () => ({ state, corruptWorkflows: Array.from(corrupt.values()), serverId: bus?.serverId }),
+      watch: listWatch,
+      uiDir: options.ui === false ? null : typeof options.ui === 'object' ? options.ui.dir : defaultUiDir(),
+      mcp
     }
-    if (options.mcp !== undefined) mcp = await createMcpEndpoint({ url: () => selfUrl, authenticate, log, maxBodySize: maxMessageSize, options: options.mcp })
-
-    // Without auth, every local client is trusted: keep web pages (DNS rebinding) out.
-    const guard = verifier === null ? createOriginGuard({ allowedOrigins: options.allowedOrigins }) : () => null
-    uiCtx = { dir: options.ui === false ? null : typeof options.ui === 'object' ? options.ui.dir : defaultUiDir(), watch: listWatch, authenticate, keepAliveMs: 15_000, streams }
-    const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
-      const refusal = guard(req)
-      if (refusal !== null) {
-        log.warn('refused request', { reason: refusal, method: req.method })
-        sendError(res, new ForbiddenError(refusal))
-        return
-      }
-      void handleHttp(req, res, httpCtx)
-    }
-    const server: http.Server = options.tls === undefined ? http.createServer(onRequest) : https.createServer({ cert: options.tls.cert, key: options.tls.key }, onRequest)
-    // ws enforces a hard ceiling while reading (1009); our own check gives 4413 below it.
-    const sockets = new WebSocketServer({ noServer: true, maxPayload: maxMessageSize * 2 })
-    server.on('upgrade', (req, socket, head) => {
-      if (state !== 'listening') {
-        socket.destroy()
-        return
-      }
-      const refusal = guard(req)
-      sockets.handleUpgrade(req, socket, head, ws => {
-        if (refusal === null) {
-          onConnection(ws, req, reg)
-          return
-        }
-        // Upgraded only to say why: a 4403 is final for clients, a failed upgrade is retried.
-        log.warn('rejected connection', { reason: refusal })
-        ws.close(CloseCodes.forbidden.code, Buffer.from(refusal).subarray(0, 123).toString('utf8').replace(/\uFFFD$/, ''))
-      })
+    const admission = createAdmission({
+      registry: reg,
+      log,
+      authenticate,
+      guard,
+      isOpen: () => state === 'listening',
+      maxMessageSize,
+      maxConnectionsPerWorkflow: options.maxConnectionsPerWorkflow ?? Number.POSITIVE_INFINITY,
+      rate: options.rateLimit === undefined ? undefined : { perSecond: options.rateLimit.perSecond, burst: options.rateLimit.burst ?? options.rateLimit.perSecond },
+      pingIntervalMs: options.pingIntervalMs ?? 30_000,
+      onRequest: (c, body) => handleRequest(httpCtx, c, body)
     })
-    httpServer = server
-    wss = sockets
+    made.admission = admission
+    const onRequest = createRequestListener(httpCtx, guard)
+    const server: http.Server = options.tls === undefined ? http.createServer(onRequest) : https.createServer({ cert: options.tls.cert, key: options.tls.key }, onRequest)
+    made.server = server
+    server.on('upgrade', admission.upgrade)
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject)
       server.listen(port, host, () => {
@@ -503,86 +304,57 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
         resolve()
       })
     })
-    sweepTimer = setInterval(() => { track(sweep(), 'maintenance sweep') }, options.sweepIntervalMs ?? 60 * 60 * 1000)
+    const sweepTimer = setInterval(() => { track(sweep(), 'maintenance sweep') }, options.sweepIntervalMs ?? 60 * 60 * 1000)
     sweepTimer.unref()
+    made.sweepTimer = sweepTimer
     const addr = server.address() as AddressInfo
     const url = `${options.tls === undefined ? 'ws' : 'wss'}://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`
-    selfUrl = url
     log.info('accord listening', { url, dataDir: ownsStore ? path.resolve(options.dataDir ?? './data') : undefined, auth: verifier !== null })
     if (verifier === null) log.warn('no auth configured: listening on loopback only, and every local client may read and write every workflow')
-    return { host: addr.address, port: addr.port, url }
+    return { store, registry: reg, feed, monitor, metrics, http: httpCtx, server, admission, mcp, sweepTimer, address: { host: addr.address, port: addr.port, url } }
   }
 
-  const handleHttp = async (req: http.IncomingMessage, res: http.ServerResponse, httpCtx: Parameters<typeof handleApi>[0]): Promise<void> => {
-    const pathname = (req.url ?? '/').split('?')[0]
-    try {
-      if (pathname === '/healthz') {
-        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ok: true }))
-      } else if (pathname === '/readyz') {
-        // Corrupt workflows do not make the server unready: every other workflow still serves.
-        const ready = state === 'listening'
-        const corruptWorkflows = Array.from(corrupt.values())
-        res.writeHead(ready ? 200 : 503, { 'content-type': 'application/json' })
-          .end(JSON.stringify({ ready, state, degraded: corruptWorkflows.length > 0, corruptWorkflows, ...(bus === null ? {} : { serverId: bus.serverId }) }))
-      } else if (pathname === '/v1/admin/backup' && req.method === 'GET') {
-        const who = await httpCtx.authenticate(bearer(req.headers.authorization), null)
-        if (!who.can('*', 'admin')) throw new AccordError('FORBIDDEN', 'backups need the admin right on every workflow (scope admin:*)')
-        try {
-          await streamBackup(ctx().store, res)
-        } catch (err) {
-          // Past the headers an error can only cut the stream; the missing trailer tells the client.
-          if (!res.headersSent) throw err
-          log.error('backup stream failed', { error: (err as Error).message })
-          res.destroy()
-        }
-      } else if (pathname === '/metrics') {
-        if (verifier !== null) await httpCtx.authenticate(bearer(req.headers.authorization), null)
-        const registry = (metrics as Metrics).registry
-        res.writeHead(200, { 'content-type': registry.contentType }).end(await registry.metrics())
-      } else if (mcp !== null && pathname === MCP_PATH) {
-        await mcp.handle(req, res)
-      } else if (uiCtx !== null && await handleUi(uiCtx, req, res)) {
-        // the inspector and its list feed (server/http/ui.ts)
-      } else if (!await handleApi(httpCtx, req, res)) {
-        sendError(res, new AccordError('NOT_FOUND', `no route ${pathname}`))
-      }
-    } catch (err) {
-      sendError(res, err, log)
-    }
-  }
-
-  const close = async (): Promise<void> => {
-    if (state === 'closed' || state === 'closing') return
-    state = 'closing'
-    await mcp?.close()
+  /** Releases what start() made, in order: intake first, then the workflows' flush, then the store. */
+  const release = async (r: Partial<Running>): Promise<void> => {
+    await r.mcp?.close()
     for (const stream of Array.from(streams)) stream.end()
-    if (sweepTimer !== null) clearInterval(sweepTimer)
+    if (r.sweepTimer !== undefined) clearInterval(r.sweepTimer)
     if (reconcileTimer !== null) clearInterval(reconcileTimer)
-    for (const conn of Array.from(connections)) conn.close(CloseCodes.shuttingDown)
-    wss?.close()
-    if (httpServer !== null) {
-      const server = httpServer
+    r.admission?.close()
+    const server = r.server
+    if (server !== undefined) {
       server.closeAllConnections()
       await new Promise<void>(resolve => { server.close(() => { resolve() }) })
     }
-    await monitor?.close()
+    await r.monitor?.close()
     await Promise.all(Array.from(background))
-    const flushed = registry?.loaded().length ?? 0
-    await registry?.close()
+    const flushed = r.registry?.loaded().length ?? 0
+    await r.registry?.close()
     await Promise.all(Array.from(background))
     await bus?.close()
-    if (ownsStore) await store?.close()
-    state = 'closed'
-    if (httpServer !== null) log.info('accord closed', { workflowsFlushed: flushed })
+    if (ownsStore) await r.store?.close()
+    if (server !== undefined) log.info('accord closed', { workflowsFlushed: flushed })
+  }
+
+  /** Idempotent: every call gets the same promise. A close() during listen() waits for start() first. */
+  const close = (): Promise<void> => {
+    closing ??= (async () => {
+      state = 'closing'
+      await starting
+      await release(running ?? made)
+      state = 'closed'
+    })()
+    return closing
   }
 
   return {
     listen,
     close,
-    loadedWorkflows: () => registry?.loaded() ?? [],
-    connectionCount: () => connections.size,
+    loadedWorkflows: () => running?.registry.loaded() ?? [],
+    connectionCount: () => running?.admission.count() ?? 0,
     get store () {
-      if (store === null) throw new ClosedError('server store (call listen() first)')
+      const store = running?.store ?? options.store
+      if (store === undefined) throw new ClosedError('server store (call listen() first)')
       return store
     },
     listWorkflows: () => ctx().store.listWorkflows(),
@@ -603,9 +375,9 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
     registerSchema: (id, schema) => {
       if (schema === undefined) registeredSchemas.delete(id)
       else registeredSchemas.set(id, schema)
-      registry?.get(id)?.resetValidationBaseline()
+      running?.registry.get(id)?.resetValidationBaseline()
     },
     violations: id => history.violations(ctx(), id),
-    checkDeadlines: async () => { await monitor?.check() }
+    checkDeadlines: async () => { await running?.monitor.check() }
   }
 }

@@ -74,7 +74,12 @@ describe('HTTP API', () => {
       ['bad query', api(b, 'GET', '/v1/workflows/wf-s/diff?from=a&to=1'), 400, 'INVALID_REQUEST'],
       ['version past the head (a wrong argument, issue 17)', api(b, 'GET', '/v1/workflows/wf-s?version=99'), 400, 'INVALID_REQUEST'],
       ['invalid transition', api(b, 'POST', '/v1/workflows/wf-s/agents/x/transition', { body: { to: 'resuming' } }), 409, 'INVALID_TRANSITION'],
-      ['method not allowed', api(b, 'PUT', '/v1/workflows/wf-s'), 400, 'INVALID_REQUEST']
+      ['method not allowed', api(b, 'PUT', '/v1/workflows/wf-s'), 400, 'INVALID_REQUEST'],
+      // Every route is one row of one table: operations and inspector routes answer a wrong method alike.
+      ['method not allowed on the backup', api(b, 'POST', '/v1/admin/backup'), 400, 'INVALID_REQUEST'],
+      ['method not allowed on the list feed', api(b, 'DELETE', '/v1/watch/workflows'), 400, 'INVALID_REQUEST'],
+      ['method not allowed on the inspector', api(b, 'POST', '/ui/'), 400, 'INVALID_REQUEST'],
+      ['unknown route outside /v1', api(b, 'GET', '/nothing'), 404, 'NOT_FOUND']
     ]
     for (const [what, reply, status, code] of cases) {
       const r = await reply

@@ -1,10 +1,10 @@
 /**
- * The HTTP JSON API under /v1 (for agents that do not speak Yjs) and the live change stream
- * (Server-Sent Events). Every error is `{ error: { code, message, details } }` with the status
- * of its code (STATUS in router.ts); the agent runtime routes are in runtime-routes.ts. Writes are CRDT changes authored by the caller and merge with
- * concurrent Yjs edits.
+ * The handlers of the HTTP JSON API under /v1 (for agents that do not speak Yjs) and of the live
+ * change stream (Server-Sent Events); their methods, paths and rights are rows of the route
+ * table in routes.ts, the agent runtime's handlers are in runtime-api.ts. Every error is
+ * `{ error: { code, message, details } }` with the status of its code (STATUS in router.ts).
+ * Writes are CRDT changes authored by the caller and merge with concurrent Yjs edits.
  */
-import type http from 'node:http'
 import { z } from 'zod'
 import { InvalidPatchError, SchemaViolationError } from '../../src/model/errors.ts'
 import { assertJson, type JsonObject } from '../../src/model/json.ts'
@@ -15,20 +15,17 @@ import { assertWorkflowId } from '../../src/model/workflow-id.ts'
 import { ForbiddenError, pathMatches } from './auth.ts'
 import { ifMatch, intArg } from './args.ts'
 import {
-  HttpError, OptionalVersion, createRouteTable, decode, etag, headOf, id, parse, precondition, queryInt, readBody, send, sendError,
-  stateOf, versionArg, write, type HttpContext, type Request
+  HttpError, OptionalVersion, etag, headOf, id, parse, precondition, queryInt, readBody, stateOf, versionArg, write,
+  type Handler, type HttpContext
 } from './router.ts'
-import { addRuntimeRoutes } from './runtime-routes.ts'
 import * as history from '../history/history.ts'
 
-const { routes, route } = createRouteTable()
-
-route('GET', '/v1/workflows', null, async r => {
+export const listWorkflows: Handler = async r => {
   const metas = await r.ctx.store.listWorkflows()
   return metas.filter(m => r.principal.can(m.id, 'read')).map(m => ({ workflowId: m.id, version: m.head, createdAt: m.createdAt, updatedAt: m.updatedAt, forkOf: m.forkOf ?? null }))
-})
+}
 
-route('POST', '/v1/workflows', 'write', async r => {
+export const createWorkflow: Handler = async r => {
   const body = parse(z.object({ workflowId: z.string(), state: z.record(z.string(), z.unknown()).optional() }), await readBody(r))
   const wid = assertWorkflowId(body.workflowId)
   if (!r.principal.can(wid, 'write')) throw new ForbiddenError(`no write access to ${wid}`)
@@ -46,7 +43,7 @@ route('POST', '/v1/workflows', 'write', async r => {
   })
   r.res.statusCode = 201
   return { workflowId: wid, version, state }
-})
+}
 
 const checkSchema = (ctx: HttpContext, wid: string, state: JsonObject): void => {
   const schema = ctx.schemaFor(wid)
@@ -57,7 +54,7 @@ const checkSchema = (ctx: HttpContext, wid: string, state: JsonObject): void => 
   }
 }
 
-route('GET', '/v1/workflows/:id', 'read', async r => {
+export const getState: Handler = async r => {
   const versionParam = r.url.searchParams.get('version')
   if (versionParam !== null) {
     const version = await versionArg(r, '?version', versionParam)
@@ -72,9 +69,9 @@ route('GET', '/v1/workflows/:id', 'read', async r => {
   }
   r.res.setHeader('etag', etag(version))
   return { workflowId: id(r), version, state }
-})
+}
 
-route('PATCH', '/v1/workflows/:id', 'write', async r => {
+export const patchState: Handler = async r => {
   const type = (r.req.headers['content-type'] ?? '').split(';')[0]?.trim()
   if (type !== 'application/json-patch+json' && type !== 'application/json') {
     throw new HttpError('INVALID_REQUEST', 'PATCH needs Content-Type: application/json-patch+json')
@@ -102,74 +99,74 @@ route('PATCH', '/v1/workflows/:id', 'write', async r => {
     r.res.setHeader('etag', etag(version))
     return { workflowId: wid, version, state: readState(wf.doc) }
   })
-})
+}
 
-route('DELETE', '/v1/workflows/:id', 'admin', async r => {
+export const deleteWorkflow: Handler = async r => {
   await history.deleteWorkflow(r.ctx, id(r))
   r.res.statusCode = 204
   return undefined
-})
+}
 
-route('GET', '/v1/workflows/:id/history', 'read', async r => {
+export const getHistory: Handler = async r => {
   const limit = queryInt(r, 'limit', 1, 1000)
   const beforeParam = r.url.searchParams.get('before')
   // before = head + 1 pages from the newest version, like no `before` at all.
   const before = beforeParam === null ? undefined : intArg('?before', beforeParam, 1, await headOf(r) + 1, 'the head version + 1')
   return history.history(r.ctx, id(r), { limit, before })
-})
+}
 
-route('GET', '/v1/workflows/:id/diff', 'read', async r => {
+export const getDiff: Handler = async r => {
   const from = await versionArg(r, '?from', r.url.searchParams.get('from') ?? undefined)
   const to = await versionArg(r, '?to', r.url.searchParams.get('to') ?? undefined)
   return history.diff(r.ctx, id(r), from, to)
-})
+}
 
-route('GET', '/v1/workflows/:id/snapshots', 'read', async r => history.listSnapshots(r.ctx, id(r)))
+export const listSnapshots: Handler = async r => history.listSnapshots(r.ctx, id(r))
 
-route('POST', '/v1/workflows/:id/snapshots', 'write', async r => {
+export const createSnapshot: Handler = async r => {
   const body = parse(z.object({ name: z.string().min(1).max(200), kind: z.optional(SnapshotKindSchema), description: z.string().max(2000).optional(), version: OptionalVersion }), await readBody(r))
   const version = body.version === undefined ? undefined : await versionArg(r, 'version', body.version)
   r.res.statusCode = 201
   return history.createSnapshot(r.ctx, id(r), { ...body, version, by: r.principal.agentId })
-})
+}
 
-route('DELETE', '/v1/workflows/:id/snapshots/:snapshotId', 'admin', async r => {
+export const deleteSnapshot: Handler = async r => {
   await history.deleteSnapshot(r.ctx, id(r), r.params.snapshotId as string)
   r.res.statusCode = 204
   return undefined
-})
+}
 
-route('POST', '/v1/workflows/:id/restore', 'write', async r => {
+export const restore: Handler = async r => {
   const body = parse(z.object({ version: OptionalVersion, snapshotId: z.string().optional() }), await readBody(r))
   const version = body.version === undefined ? undefined : await versionArg(r, 'version', body.version)
   return history.restore(r.ctx, id(r), { ...body, version, by: r.principal.agentId })
-})
+}
 
-route('POST', '/v1/workflows/:id/fork', 'admin', async r => {
+export const fork: Handler = async r => {
   const body = parse(z.object({ version: OptionalVersion }), await readBody(r))
   const version = body.version === undefined ? undefined : await versionArg(r, 'version', body.version)
   r.res.statusCode = 201
   return history.fork(r.ctx, id(r), { version, by: r.principal.agentId })
-})
+}
 
-route('POST', '/v1/workflows/:id/promote', 'admin', async r => history.promote(r.ctx, id(r), { by: r.principal.agentId }))
+export const promote: Handler = async r => history.promote(r.ctx, id(r), { by: r.principal.agentId })
 
-route('POST', '/v1/workflows/:id/discard', 'admin', async r => {
+export const discard: Handler = async r => {
   await history.discard(r.ctx, id(r))
   r.res.statusCode = 204
   return undefined
-})
+}
 
-route('GET', '/v1/workflows/:id/conflicts', 'read', async r => history.conflicts(r.ctx, id(r)))
-route('GET', '/v1/workflows/:id/violations', 'read', async r => history.violations(r.ctx, id(r)))
-
-addRuntimeRoutes(route)
+export const conflicts: Handler = async r => history.conflicts(r.ctx, id(r))
+export const violations: Handler = async r => history.violations(r.ctx, id(r))
 
 /**
  * Server-Sent Events of change records. `Last-Event-ID` (or ?after=N) resumes after that version:
  * every missed record once, in order, then live ones; without it the stream starts now.
  */
-const events = async (r: Request): Promise<void> => {
+export const events: Handler = async r => {
+  const raw = r.params.id as string
+  if (!r.principal.can(raw, 'read')) throw new ForbiddenError(`${r.principal.agentId} may not read ${raw}`)
   const wid = id(r)
   const meta = await history.requireMeta(r.ctx, wid)
   const lastEventId = r.req.headers['last-event-id']
@@ -197,46 +194,4 @@ const events = async (r: Request): Promise<void> => {
   }
   res.on('close', stop)
   if (res.destroyed) stop()
-}
-
-/** Handles a /v1 request; returns false when the path is not part of the API. */
-export const handleApi = async (ctx: HttpContext, req: http.IncomingMessage, res: http.ServerResponse): Promise<boolean> => {
-  const url = new URL(req.url ?? '/', 'http://accord')
-  if (!url.pathname.startsWith('/v1/')) return false
-  try {
-    const header = req.headers.authorization
-    const claimed = req.headers['x-accord-agent']
-    const isEvents = /^\/v1\/workflows\/[^/]+\/events$/.test(url.pathname)
-    // EventSource cannot send headers: the SSE stream takes the token as ?token=, as WebSockets do.
-    const bearer = header?.startsWith('Bearer ') === true ? header.slice(7).trim() : undefined
-    const token = bearer ?? (isEvents ? url.searchParams.get('token') ?? undefined : undefined)
-    const principal = await ctx.authenticate(token, typeof claimed === 'string' ? claimed : null)
-    if (isEvents && req.method === 'GET') {
-      const wid = decode(url.pathname.split('/')[3] as string, 'the path')
-      if (!principal.can(wid, 'read')) throw new ForbiddenError(`${principal.agentId} may not read ${wid}`)
-      await events({ req, res, url, params: { id: wid }, principal, ctx })
-      return true
-    }
-    for (const { method, pattern, right, handler } of routes) {
-      const match = pattern.exec(url.pathname)
-      if (match === null || method !== req.method) continue
-      const params = Object.fromEntries(Object.entries(match.groups ?? {}).map(([k, v]) => [k, decode(v, 'the path')]))
-      if (right !== null && params.id !== undefined && !principal.can(params.id, right)) {
-        throw new ForbiddenError(`${principal.agentId} may not ${req.method} ${url.pathname} (needs ${right} on ${params.id})`)
-      }
-      const result = await handler({ req, res, url, params, principal, ctx })
-      if (result === undefined) {
-        if (!res.headersSent) res.writeHead(res.statusCode === 200 ? 204 : res.statusCode).end()
-      } else {
-        send(res, res.statusCode, result)
-      }
-      return true
-    }
-    const known = routes.some(route => route.pattern.test(url.pathname))
-    throw new HttpError(known ? 'INVALID_REQUEST' : 'NOT_FOUND', known ? `${req.method} is not supported on ${url.pathname}` : `no route ${url.pathname}`)
-  } catch (err) {
-    if (!res.headersSent) sendError(res, err, ctx.log)
-    else res.end()
-    return true
-  }
 }

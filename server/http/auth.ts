@@ -66,6 +66,13 @@ export const parseScope = (scope: string): Grant => {
   return { right, workflow: globToRegExp(workflow), paths: path === '' ? null : [path] }
 }
 
+/** The token of an `Authorization: Bearer <token>` header, or undefined without one. */
+export const bearerToken = (header: string | undefined): string | undefined =>
+  header?.startsWith('Bearer ') === true ? header.slice(7).trim() : undefined
+
+/** The principal of a request: from its token when auth is on, else anyone (named by `claimed`). */
+export type Authenticate = (token: string | null | undefined, claimed: string | null) => Promise<Principal>
+
 /** A URL (or path + query) with the value of any `token` query parameter replaced, for logs. */
 export const redactToken = (url: string): string => url.replace(/([?&]token=)[^&#]*/gi, '$1[redacted]')
 
@@ -133,6 +140,12 @@ export const createVerifier = async (options: AuthOptions): Promise<Verifier> =>
       }
     }
   }
+}
+
+/** Checks tokens with `verifier` (auth on), or lets anyone in under the name it claims (auth off). */
+export const authenticator = (verifier: Verifier | null): Authenticate => async (token, claimed) => {
+  if (verifier !== null) return verifier.verify(token)
+  return ANONYMOUS((claimed ?? '').slice(0, 200) || 'anonymous')
 }
 
 /** Mints an HS256 token (development and tests: `accord token`). */

@@ -14,7 +14,7 @@ import { randomUUID } from 'node:crypto'
 import { AccordError } from '../../src/model/errors.ts'
 import type { AccordMcp } from '../../src/mcp/server.ts'
 import type { McpSdk } from '../../src/mcp/sdk.ts'
-import type { Principal } from './auth.ts'
+import { bearerToken, type Authenticate, type Principal } from './auth.ts'
 import type { Logger } from '../ops/log.ts'
 
 export const MCP_PATH = '/mcp'
@@ -31,7 +31,7 @@ export interface McpEndpointOptions {
 export interface McpEndpointDeps {
   /** This server's WebSocket address (known once it listens). */
   url: () => string
-  authenticate: (token: string | undefined, claimed: string | null) => Promise<Principal>
+  authenticate: Authenticate
   log: Logger
   maxBodySize: number
   options: McpEndpointOptions
@@ -135,8 +135,7 @@ export const createMcpEndpoint = async (deps: McpEndpointDeps): Promise<McpEndpo
         refuse(res, 403, 'FORBIDDEN', `origin ${origin} may not use ${MCP_PATH}`)
         return
       }
-      const header = req.headers.authorization
-      const token = header?.startsWith('Bearer ') === true ? header.slice(7).trim() : undefined
+      const token = bearerToken(req.headers.authorization)
       const claimed = req.headers['x-accord-agent']
       let principal: Principal
       try {

@@ -1,9 +1,9 @@
 /**
- * What the HTTP API's routes share: the request record, the error type and status table, body
- * and argument parsing, replies, authored server-side writes, and the route table itself.
+ * What the HTTP handlers share: the request record and context, the error type and status
+ * table, body and argument parsing, replies and authored server-side writes. The handlers are
+ * rows of the route table (server/http/routes.ts, where every route is listed).
  *
- *   const { routes, route } = createRouteTable()
- *   route('GET', '/v1/workflows/:id', 'read', async r => ({ version: await headOf(r) }))
+ *   export const getHead: Handler = async r => ({ version: await headOf(r) })
  */
 import type http from 'node:http'
 import { z } from 'zod'
@@ -13,11 +13,14 @@ import { readState } from '../../src/model/json-yjs.ts'
 import { PausedError, isPaused, readRuntime } from '../../src/model/runtime.ts'
 import { ChangeMetaSchema } from '../../src/model/schema.ts'
 import { assertWorkflowId } from '../../src/model/workflow-id.ts'
-import type { Principal, Right } from './auth.ts'
+import type { Authenticate, Principal } from './auth.ts'
 import { intArg } from './args.ts'
+import type { McpEndpoint } from './mcp-endpoint.ts'
 import type { ChangeFeed } from '../sync/feed.ts'
+import type { ListWatch } from '../sync/list-watch.ts'
 import * as history from '../history/history.ts'
 import type { Logger } from '../ops/log.ts'
+import type { Metrics } from '../ops/metrics.ts'
 import type { ChangeOrigin } from '../sync/contracts.ts'
 import type { Workflow } from '../sync/workflow.ts'
 import type { ZodType } from 'zod'
@@ -48,12 +51,23 @@ export const STATUS: Partial<Record<AccordErrorCode | 'INTERNAL', number>> = {
   TIMEOUT: 504
 }
 
+/** What GET /readyz reports besides `ready`. */
+export interface Readiness {
+  /** The server's lifecycle state: ready only while `listening`. */
+  state: string
+  /** Workflows refused because their stored data is damaged (they do not make the server unready). */
+  corruptWorkflows: Array<{ workflowId: string, error: string, at: number }>
+  /** Cluster mode: this server's id on the bus. */
+  serverId?: string
+}
+
+/** Everything a route handler may reach: one per running server (server.ts builds it in start()). */
 export interface HttpContext extends history.HistoryContext {
   feed: ChangeFeed
   log: Logger
   maxBodySize: number
   /** The caller: from its token when auth is on, else anyone (named by `claimed`). */
-  authenticate: (token: string | undefined, claimed: string | null) => Promise<Principal>
+  authenticate: Authenticate
   schemaFor: (workflowId: string) => ZodType | undefined
   /** Runs `fn` with the workflow loaded; releases it after. */
   withWorkflow: <T>(id: string, fn: (wf: Workflow) => Promise<T>) => Promise<T>
@@ -61,18 +75,37 @@ export interface HttpContext extends history.HistoryContext {
   keepAliveMs: number
   /** Open SSE responses, ended on close. */
   streams: Set<http.ServerResponse>
+  metrics: Metrics
+  readiness: () => Readiness
+  /** The list feed of every workflow's versions (GET /v1/watch/workflows). */
+  watch: ListWatch
+  /** The inspector's build directory, or null when it is turned off (then there are no /ui routes). */
+  uiDir: string | null
+  /** The MCP endpoint, or null without the `mcp` option (then there is no /mcp route). */
+  mcp: McpEndpoint | null
 }
 
-export interface Request {
+/** A request to a public route: no principal, the handler authenticates itself if it needs to. */
+export interface PublicRequest {
   req: http.IncomingMessage
   res: http.ServerResponse
   url: URL
   params: Record<string, string>
-  principal: Principal
   ctx: HttpContext
 }
 
+export interface Request extends PublicRequest {
+  principal: Principal
+}
+
+/**
+ * A handler's result is sent as JSON with `res.statusCode` (200 unless the handler set it);
+ * `undefined` answers 204 (or the status it set) unless the handler has answered itself;
+ * RESPONDED leaves the response alone (a handler that owns it, like MCP's transport).
+ */
 export type Handler = (r: Request) => Promise<unknown>
+export type PublicHandler = (r: PublicRequest) => Promise<unknown>
+export const RESPONDED: unique symbol = Symbol('responded')
 
 export class HttpError extends AccordError {}
 
@@ -176,17 +209,4 @@ export const stateOf = async (r: Request): Promise<{ version: number, state: Jso
     await wf.whenFlushed()
     return { version: wf.head, state: readState(wf.doc) }
   })
-}
-
-export type Route = { method: string, pattern: RegExp, right: Right | null, handler: Handler }
-export type RouteFn = (method: string, path: string, right: Right | null, handler: Handler) => void
-
-/** A route table and the function that adds to it (`:name` segments become params). */
-export const createRouteTable = (): { routes: Route[], route: RouteFn } => {
-  const routes: Route[] = []
-  const route: RouteFn = (method, path, right, handler) => {
-    const pattern = new RegExp('^' + path.replace(/:(\w+)/g, '(?<$1>[^/]+)') + '$')
-    routes.push({ method, pattern, right, handler })
-  }
-  return { routes, route }
 }

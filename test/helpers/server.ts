@@ -3,7 +3,8 @@ import os from 'node:os'
 import net from 'node:net'
 import path from 'node:path'
 import { waitFor } from './wait.ts'
-import { createServer, type AccordServer, type ServerOptions } from '../../server/server.ts'
+import { createServer, type AccordServer } from '../../server/server.ts'
+import type { ServerOptions } from '../../server/options.ts'
 
 export interface TestServer {
   server: AccordServer
