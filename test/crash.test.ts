@@ -72,5 +72,7 @@ describe('crash safety', () => {
     const verified = await runAccord(['verify', '--data', dir])
     expect(verified.stdout, `seed ${seed}`).toMatch(/checked 1 workflows, \d+ versions: no problems/)
     expect(verified.code).toBe(0)
-  })
+    // 21 process starts: about 1.3 s each on an idle 2-core machine, several times that under a
+    // full suite's load; every wait inside has its own bound.
+  }, 240_000)
 })
