@@ -32,10 +32,8 @@ import { authenticator, createVerifier } from './http/auth.ts'
 import { createOriginGuard } from './http/origin.ts'
 import { createRuntimeMonitor, type RuntimeMonitor } from './runtime/runtime.ts'
 import { openLevelStore } from '../src/store/level.ts'
-import type { Bus, Forward } from './cluster/bus.ts'
-import { createRedisBus } from './cluster/bus-redis.ts'
+import { createCluster, type Cluster } from './cluster/cluster.ts'
 import type { Store, WorkflowMeta } from '../src/store/store.ts'
-import type { CommitHook } from './sync/commit-hooks.ts'
 import { createMcpEndpoint, type McpEndpoint } from './http/mcp-endpoint.ts'
 import { archivingHook } from './hooks/archiving.ts'
 import { deadlinesHook } from './hooks/deadlines.ts'
@@ -90,6 +88,8 @@ interface Running {
   readonly feed: ChangeFeed
   readonly monitor: RuntimeMonitor
   readonly metrics: Metrics
+  /** Null without the `cluster` option. */
+  readonly cluster: Cluster | null
   /** What every HTTP route reaches; also the history context of the module API. */
   readonly http: HttpContext
   readonly server: http.Server
@@ -124,9 +124,6 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
   const made: { -readonly [K in keyof Running]?: Running[K] } = {}
   let starting: Promise<unknown> = Promise.resolve()
   let closing: Promise<void> | null = null
-  // Cluster wiring (the bus, busHook, start()'s cluster block), moving to server/cluster/.
-  let bus: Bus | null = null
-  let reconcileTimer: ReturnType<typeof setInterval> | null = null
   /** Open SSE responses, ended on close. */
   const streams = new Set<http.ServerResponse>()
   /** Workflows refused because their stored data is damaged (cleared when one loads again). */
@@ -146,10 +143,6 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
     return running.http
   }
 
-  const busHook: CommitHook = {
-    name: 'cluster bus',
-    afterVersion: v => { if (v.local && bus !== null) track(bus.publishVersion({ meta: v.workflow.currentMeta, record: v.record, updates: v.updates }), 'publishing a version') }
-  }
   const sweep = async (): Promise<void> => { await sweepWorkflows(ctx(), { retention, deleteIdleAfterDays: options.deleteIdleAfterDays, log }) }
 
   const listen = async (): Promise<{ host: string, port: number, url: string }> => {
@@ -179,24 +172,22 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
     const feed = createChangeFeed(store)
     // The gauges read the registry and the connections when scraped, after both are made.
     const metrics = createMetrics({ connections: () => admission.count(), loaded: () => reg.all(), corrupt: () => corrupt.size })
-    if (options.cluster !== undefined) bus = createRedisBus({ url: options.cluster.redisUrl, prefix: options.cluster.prefix, writerLeaseMs: options.cluster.writerLeaseMs, log })
-    const clusterBus = bus
+    const cluster = options.cluster === undefined
+      ? null
+      : createCluster(options.cluster, {
+        store,
+        log,
+        track,
+        onUnloadedVersion: record => {
+          feed.publish(record)
+          listWatch.publish(record)
+        },
+        onForwarded: n => { metrics.forwarded(n) },
+        onRace: () => { metrics.writerRace() }
+      })
+    made.cluster = cluster
     const reg = createRegistry({
-      cluster: clusterBus === null
-        ? undefined
-        : {
-            serverId: clusterBus.serverId,
-            lock: clusterBus.lock,
-            publishAwareness: (wf, update) => { clusterBus.publishAwareness(wf.id, update) },
-            claimWriter: clusterBus.claimWriter,
-            releaseWriter: clusterBus.releaseWriter,
-            forward: (to, f) => {
-              metrics?.forwarded(f.updates.length)
-              clusterBus.forward(to, f)
-            },
-            forwardTimeoutMs: options.cluster?.forwardTimeoutMs ?? 2000,
-            onRace: () => { metrics?.writerRace() }
-          },
+      writer: cluster?.writer,
       store,
       log,
       graceMs: options.evictionGraceMs ?? 5000,
@@ -207,7 +198,7 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
       hooks: [
         feedHook(feed, listWatch),
         metricsHook(metrics),
-        busHook,
+        ...(cluster === null ? [] : [cluster.hook]),
         resolverHook({ resolveConflict: options.resolveConflict, store, log, track }),
         archivingHook({ store, retention, pausing: () => state === 'listening', track }),
         deadlinesHook((id, deadline) => { monitor.note(id, deadline) })
@@ -225,37 +216,7 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
       schemaFor
     })
     made.registry = reg
-    if (clusterBus !== null) {
-      const reconcile = (): void => {
-        for (const wf of reg.all()) {
-          track(wf.catchUp(), 'catching up with the store')
-          track(wf.retryForwards(), 'retrying forwards')
-        }
-      }
-      // Updates forwarded here are stored even if the lease moved meanwhile (the store keeps a
-      // second writer safe); the workflow is loaded for it when it is not.
-      const storeForwarded = (f: Forward): Promise<void> => reg.with(f.workflowId, async wf => {
-        const version = await wf.applyForwarded(f)
-        clusterBus.acknowledge(f.from, { workflowId: f.workflowId, seq: f.seq, version })
-      })
-      await clusterBus.start({
-        onVersion: v => {
-          const wf = reg.get(v.record.workflowId)
-          if (wf !== undefined) track(wf.applyRemote(v), 'applying a remote version')
-          else {
-            feed?.publish(v.record)
-            listWatch.publish(v.record)
-          }
-        },
-        onAwareness: (id, update) => { reg.get(id)?.applyRemoteAwareness(update) },
-        onReconnect: reconcile,
-        onForward: f => { track(storeForwarded(f), 'storing forwarded updates') },
-        onAck: ack => { reg.get(ack.workflowId)?.acknowledged(ack.seq, ack.version) },
-        onWriterLost: id => { reg.get(id)?.writerLost() }
-      })
-      reconcileTimer = setInterval(reconcile, options.cluster?.reconcileMs ?? 1000)
-      reconcileTimer.unref()
-    }
+    await cluster?.start(reg)
     const monitor = createRuntimeMonitor({ registry: reg, store, log, timeouts, checkIntervalMs: options.lifecycle?.checkIntervalMs ?? 1000 })
     made.monitor = monitor
     await monitor.start()
@@ -275,7 +236,7 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
       keepAliveMs: 15_000,
       streams,
       metrics,
-      readiness: () => ({ state, corruptWorkflows: Array.from(corrupt.values()), serverId: bus?.serverId }),
+      readiness: () => ({ state, corruptWorkflows: Array.from(corrupt.values()), serverId: cluster?.serverId }),
       watch: listWatch,
       uiDir: options.ui === false ? null : typeof options.ui === 'object' ? options.ui.dir : defaultUiDir(),
       mcp
@@ -311,7 +272,7 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
     const url = `${options.tls === undefined ? 'ws' : 'wss'}://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`
     log.info('accord listening', { url, dataDir: ownsStore ? path.resolve(options.dataDir ?? './data') : undefined, auth: verifier !== null })
     if (verifier === null) log.warn('no auth configured: listening on loopback only, and every local client may read and write every workflow')
-    return { store, registry: reg, feed, monitor, metrics, http: httpCtx, server, admission, mcp, sweepTimer, address: { host: addr.address, port: addr.port, url } }
+    return { store, registry: reg, feed, monitor, metrics, cluster, http: httpCtx, server, admission, mcp, sweepTimer, address: { host: addr.address, port: addr.port, url } }
   }
 
   /** Releases what start() made, in order: intake first, then the workflows' flush, then the store. */
@@ -319,7 +280,8 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
     await r.mcp?.close()
     for (const stream of Array.from(streams)) stream.end()
     if (r.sweepTimer !== undefined) clearInterval(r.sweepTimer)
-    if (reconcileTimer !== null) clearInterval(reconcileTimer)
+    // No more reconciling; the bus stays open for the registry's last flushes (they may forward).
+    r.cluster?.stop()
     r.admission?.close()
     const server = r.server
     if (server !== undefined) {
@@ -331,7 +293,7 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
     const flushed = r.registry?.loaded().length ?? 0
     await r.registry?.close()
     await Promise.all(Array.from(background))
-    await bus?.close()
+    await r.cluster?.close()
     if (ownsStore) await r.store?.close()
     if (server !== undefined) log.info('accord closed', { workflowsFlushed: flushed })
   }

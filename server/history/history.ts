@@ -16,7 +16,6 @@ import { assertWorkflowId } from '../../src/model/workflow-id.ts'
 import type { ConflictRecord, JsonPatchOp, SnapshotKind, SnapshotRecord, VersionRecord, ViolationRecord } from '../../src/model/schema.ts'
 import type { Registry } from '../sync/registry.ts'
 import { emptyMeta, type Replay, type Store, type WorkflowMeta } from '../../src/store/store.ts'
-import type { ChangeOrigin } from '../sync/contracts.ts'
 import type { Workflow } from '../sync/workflow.ts'
 import { checksumOf } from '../../src/store/checksum.ts'
 
@@ -51,10 +50,6 @@ export interface HistoryContext {
 
 const DAY = 24 * 60 * 60 * 1000
 
-const origin = (agentId: string, description: string): ChangeOrigin => ({
-  agentId,
-  takeDescription: () => ({ description })
-})
 
 /** The workflow's meta; NotFoundError when it does not exist. */
 export const requireMeta = async (ctx: HistoryContext, id: string): Promise<WorkflowMeta> => {
@@ -196,7 +191,7 @@ export const restore = async (ctx: HistoryContext, id: string, options: RestoreO
   if (version === undefined) throw new InvalidRequestError('restore needs a version or a snapshotId')
   const target = await stateAt(ctx, id, version)
   return withWorkflow(ctx, id, async wf => {
-    wf.transact(() => { setMapContents(stateRoot(wf.doc), target) }, origin(options.by ?? 'accord', `restored from ${label}`))
+    wf.transact(() => { setMapContents(stateRoot(wf.doc), target) }, { agentId: options.by ?? 'accord' }, { description: `restored from ${label}` })
     await wf.whenFlushed(Number.POSITIVE_INFINITY)
     const record = await ctx.store.version(id, wf.head)
     if (record === null) throw new AccordError('STORAGE_FAILURE', `restore of ${id} was not stored`)
@@ -252,7 +247,7 @@ export const promote = async (ctx: HistoryContext, forkId: string, options: { by
     await forkWf.whenFlushed(Number.POSITIVE_INFINITY)
     return withWorkflow(ctx, parentId, async parent => {
       const update = Y.encodeStateAsUpdate(forkWf.doc, Y.encodeStateVector(parent.doc))
-      parent.transact(() => { Y.applyUpdate(parent.doc, update) }, origin(options.by ?? 'accord', `promoted fork ${forkId}`))
+      parent.transact(() => { Y.applyUpdate(parent.doc, update) }, { agentId: options.by ?? 'accord' }, { description: `promoted fork ${forkId}` })
       await parent.whenFlushed(Number.POSITIVE_INFINITY)
       const rec = await ctx.store.version(parentId, parent.head)
       if (rec === null) throw new AccordError('STORAGE_FAILURE', `promotion into ${parentId} was not stored`)

@@ -32,7 +32,7 @@ export const resolverHook = (opts: ResolverHookOptions): CommitHook => {
     if (decision === undefined || wf.isFailed) return
     wf.transact(() => {
       applyPatchToYjs(stateRoot(wf.doc), [{ op: 'add', path: conflict.path, value: decision.value }])
-    }, { agentId: BY, takeDescription: () => ({ description: `resolved conflict ${conflict.id} at ${conflict.path}` }) })
+    }, { agentId: BY }, { description: `resolved conflict ${conflict.id} at ${conflict.path}` })
     await wf.whenFlushed(Number.POSITIVE_INFINITY)
     await opts.store.putConflict({ ...conflict, resolution: { value: decision.value, version: wf.head, by: BY } })
   }

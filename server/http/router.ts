@@ -21,7 +21,7 @@ import type { ListWatch } from '../sync/list-watch.ts'
 import * as history from '../history/history.ts'
 import type { Logger } from '../ops/log.ts'
 import type { Metrics } from '../ops/metrics.ts'
-import type { ChangeOrigin } from '../sync/contracts.ts'
+import type { Described } from '../sync/contracts.ts'
 import type { Workflow } from '../sync/workflow.ts'
 import type { ZodType } from 'zod'
 
@@ -159,7 +159,8 @@ export const sendError = (res: http.ServerResponse, err: unknown, log?: Logger):
 
 export const etag = (version: number): string => `"${version}"`
 
-export const origin = (r: Request, fallback: string): ChangeOrigin => {
+/** What a request's write is recorded as: its X-Accord-Description (or `fallback`) and tracing headers. */
+export const described = (r: Request, fallback: string): Described => {
   const meta = ChangeMetaSchema.safeParse({
     runId: r.req.headers['x-accord-run-id'],
     traceId: r.req.headers['x-accord-trace-id'],
@@ -167,13 +168,13 @@ export const origin = (r: Request, fallback: string): ChangeOrigin => {
   })
   const header = r.req.headers['x-accord-description']
   const description = typeof header === 'string' ? decode(header, 'X-Accord-Description').slice(0, 2000) : fallback
-  return { agentId: r.principal.agentId, takeDescription: () => ({ description, meta: meta.success ? meta.data : undefined }) }
+  return { description, meta: meta.success ? meta.data : undefined }
 }
 
 /** A server-side write: refused while paused, then flushed so the reply names a durable version. */
 export const write = async (wf: Workflow, r: Request, fallback: string, fn: () => void): Promise<number> => {
   if (isPaused(wf.doc)) throw new PausedError(wf.id, readRuntime(wf.doc).session.reason)
-  wf.transact(fn, origin(r, fallback))
+  wf.transact(fn, { agentId: r.principal.agentId }, described(r, fallback))
   await wf.whenFlushed(Number.POSITIVE_INFINITY)
   return wf.head
 }

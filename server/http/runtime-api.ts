@@ -12,7 +12,7 @@ import {
 } from '../../src/model/runtime.ts'
 import * as history from '../history/history.ts'
 import { claimTask, completeTask, failTask } from '../runtime/runtime.ts'
-import { HttpError, id, origin, parse, readBody, write, type Handler, type Request } from './router.ts'
+import { HttpError, described, id, parse, readBody, write, type Handler, type Request } from './router.ts'
 
 const runtimeOf = async (r: Request): Promise<ReturnType<typeof readRuntime>> => {
   const wid = id(r)
@@ -57,7 +57,7 @@ export const resume: Handler = async r => {
   if (body.context !== undefined) assertJson(body.context)
   return r.ctx.withWorkflow(id(r), async wf => {
     if (!isPaused(wf.doc)) throw new HttpError('INVALID_REQUEST', 'the workflow is not paused')
-    wf.transact(() => { writeResume(wf.doc, r.principal.agentId, body.context) }, origin(r, `${r.principal.agentId} resumed`))
+    wf.transact(() => { writeResume(wf.doc, r.principal.agentId, body.context) }, { agentId: r.principal.agentId }, described(r, `${r.principal.agentId} resumed`))
     await wf.whenFlushed(Number.POSITIVE_INFINITY)
     return readRuntime(wf.doc).session
   })

@@ -22,10 +22,10 @@ export class NotTaskOwnerError extends AccordError {
   }
 }
 
-const serverOrigin = (description: string): ChangeOrigin => ({ agentId: 'accord', takeDescription: () => ({ description }) })
+const SERVER: ChangeOrigin = { agentId: 'accord' }
 
-const writeTask = (wf: Workflow, task: TaskRecord, origin: ChangeOrigin): void => {
-  wf.transact(() => { setAt(runtimeMap(wf.doc, 'tasks'), task.id, task as unknown as JsonValue) }, origin)
+const writeTask = (wf: Workflow, task: TaskRecord, agentId: string, description: string): void => {
+  wf.transact(() => { setAt(runtimeMap(wf.doc, 'tasks'), task.id, task as unknown as JsonValue) }, { agentId }, { description })
 }
 
 export interface ClaimOptions {
@@ -44,7 +44,7 @@ const claimNow = async (wf: Workflow, agentId: string, options: ClaimOptions): P
   const pick = pickId === null ? undefined : readTask(wf.doc, pickId)
   if (pick === undefined) return null
   const claimed: TaskRecord = { ...pick, status: 'claimed', claimedBy: agentId, claimedAt: Date.now(), leaseMs: options.leaseMs ?? 30_000 }
-  writeTask(wf, claimed, { agentId, takeDescription: () => ({ description: `${agentId} claimed task ${pick.id}` }) })
+  writeTask(wf, claimed, agentId, `${agentId} claimed task ${pick.id}`)
   await wf.whenFlushed()
   return claimed
 }
@@ -59,7 +59,7 @@ const ownedTask = (wf: Workflow, agentId: string, taskId: string): TaskRecord =>
 export const completeTask = async (wf: Workflow, agentId: string, taskId: string, result: unknown): Promise<TaskRecord> => {
   const task = ownedTask(wf, agentId, taskId)
   const done: TaskRecord = { ...task, status: 'done', result: result ?? null }
-  writeTask(wf, done, { agentId, takeDescription: () => ({ description: `${agentId} completed task ${taskId}` }) })
+  writeTask(wf, done, agentId, `${agentId} completed task ${taskId}`)
   await wf.whenFlushed()
   return done
 }
@@ -80,7 +80,7 @@ const release = (task: TaskRecord, error: string): TaskRecord => {
 
 export const failTask = async (wf: Workflow, agentId: string, taskId: string, error: string): Promise<TaskRecord> => {
   const failed = release(ownedTask(wf, agentId, taskId), error)
-  writeTask(wf, failed, { agentId, takeDescription: () => ({ description: `${agentId} failed task ${taskId}` }) })
+  writeTask(wf, failed, agentId, `${agentId} failed task ${taskId}`)
   await wf.whenFlushed()
   return failed
 }
@@ -117,7 +117,7 @@ export const enforceDeadlines = (wf: Workflow, timeouts: Partial<Record<AgentSta
   wf.transact(() => {
     for (const write of writes) write()
     appendEvents(wf, events)
-  }, serverOrigin(description))
+  }, SERVER, { description })
   return events
 }
 

@@ -10,6 +10,8 @@
  * is written and commit throws HeadMovedError. Reads that combine several rows run as one
  * statement or in a REPEATABLE READ transaction, so they see one point in time (no torn reads
  * while a workflow is archived). Archive and delete lock the workflow row.
+ * Why one file of ~500 lines: the Store interface implemented once, every SQL statement beside the
+ * method that runs it; the schema and its migrations are apart (postgres-migrations.ts).
  */
 import type pg from 'pg'
 import type { $ZodType } from 'zod/v4/core'

@@ -13,7 +13,7 @@
 import type { ConflictRecord, VersionRecord } from '../../src/model/schema.ts'
 import type { WorkflowMeta } from '../../src/store/store.ts'
 import type { Logger } from '../ops/log.ts'
-import type { ChangeOrigin } from './contracts.ts'
+import type { ChangeOrigin, Described } from './contracts.ts'
 
 /** What a hook may use of the workflow that committed (a narrow view: hooks do not write queues). */
 export interface CommittedWorkflow {
@@ -22,8 +22,8 @@ export interface CommittedWorkflow {
   readonly currentMeta: WorkflowMeta
   readonly head: number
   readonly isFailed: boolean
-  /** Applies a server-side change as `origin` (it becomes a version of its own). */
-  transact: (fn: () => void, origin: ChangeOrigin) => void
+  /** Applies a server-side change as `origin`, recorded as `described` (it becomes a version of its own). */
+  transact: (fn: () => void, origin: ChangeOrigin, described?: Described) => void
   /** Resolves once every update applied so far is durable. */
   whenFlushed: (maxRounds?: number) => Promise<void>
   /** The live document (a resolver edits it inside `transact`). */

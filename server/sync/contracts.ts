@@ -1,8 +1,9 @@
 /**
- * The contracts the sync modules share: who made a change (ChangeOrigin), what a workflow needs
- * from a connection (Peer), a version another server stored (RemoteVersion), and the two small
- * encoders both sides use. They live here, not in workflow.ts, so fanout, version-cut and the
- * bus can name them without importing the workflow (no import cycles, type-only included).
+ * The contracts the sync modules share: who made a change (ChangeOrigin) and why (Described),
+ * what a workflow needs from a connection (Peer), a version another server stored
+ * (RemoteVersion), and the two small encoders both sides use. They live here, not in
+ * workflow.ts, so fanout, version-cut, the writers and the bus can name them without importing
+ * the workflow (no import cycles, type-only included).
  */
 import * as encoding from 'lib0/encoding'
 import type * as awarenessProtocol from 'y-protocols/awareness'
@@ -12,11 +13,18 @@ import { MessageType } from '../../src/model/protocol.ts'
 import type { ChangeMeta, VersionRecord } from '../../src/model/schema.ts'
 import type { WorkflowMeta } from '../../src/store/store.ts'
 
-/** Who made a change, and why. Connections and server-side writers (restore, ...) both are. */
+/** Who made a change. Connections and server-side writers (restore, ...) both are. */
 export interface ChangeOrigin {
   readonly agentId: string
-  /** The description (and tracing meta) for the update this origin is applying now. */
-  takeDescription?: () => { description?: string, meta?: ChangeMeta } | undefined
+}
+
+/**
+ * Why: the description and tracing meta a writer gives one change (what its version record
+ * says). Passed with the change (`applyPeerUpdate`, `transact`), never looked up on the origin.
+ */
+export interface Described {
+  description?: string
+  meta?: ChangeMeta
 }
 
 /** What a workflow needs from a connection. */

@@ -2,12 +2,16 @@
  * Fan-out: how stored updates reach a workflow's peers. Each message is encoded once for every
  * peer that gets it; stock y-websocket peers get sync updates, extended peers also get an
  * annotation naming the author before each run of updates.
+ *
+ *   deliverBatch(peers, batch)          // a stored window, to the peers of its workflow
+ *   relay(peers.keys(), update, origin, description)   // one update stored elsewhere
  */
 import * as Y from 'yjs'
 import * as encoding from 'lib0/encoding'
 import * as syncProtocol from 'y-protocols/sync'
 import { MessageType, encodeFramed } from '../../src/model/protocol.ts'
 import { originAgent, type Peer } from './contracts.ts'
+import type { Pending } from './version-cut.ts'
 
 /** Most updates merged into one frame when relaying a version (Y.mergeUpdates grows faster than linearly). */
 const MERGE_MAX = 64
@@ -85,4 +89,28 @@ export const relay = (peers: Iterable<Peer>, update: Uint8Array, origin: unknown
     if (peer.extended) peer.send(annotation ??= encodeFramed(MessageType.origin, null, { author: originAgent(origin), description }))
     peer.send(message ??= encodeSyncUpdate(update))
   }
+}
+
+/** What each peer gets of a stored window (nobody gets back their own update). */
+const outgoing = (peers: ReadonlyMap<Peer, unknown>, batch: Pending[]): Outgoing[] => {
+  const items: Outgoing[] = []
+  for (let i = 0; i < batch.length; i++) {
+    const { update, origin, description } = batch[i] as Pending
+    const next = batch[i + 1]
+    if (next?.compensates === true) {
+      // Everyone but the writer gets the write and its undoing as one update; the writer, who
+      // has the write already, gets the undoing.
+      i++
+      items.push({ update: Y.mergeUpdates([update, next.update]), origin, description, skip: [origin] })
+      items.push({ update: next.update, origin: next.origin, description: next.description, skip: Array.from(peers.keys()).filter(p => p !== origin) })
+    } else {
+      items.push({ update, origin, description, skip: [origin] })
+    }
+  }
+  return items
+}
+
+/** Sends a stored window of a workflow to its peers (see `deliver`). */
+export const deliverBatch = (peers: ReadonlyMap<Peer, unknown>, batch: Pending[]): void => {
+  deliver(peers.keys(), outgoing(peers, batch))
 }

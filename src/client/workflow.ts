@@ -1,6 +1,8 @@
 /**
  * The SDK handle: a workflow's state as plain JSON over a Yjs document synced with the server by
  * a stock y-websocket provider, plus the history API over Accord's protocol extension.
+ * Why one file of ~430 lines: it is one closure (the handle) whose parts share the provider, the
+ * doc and the status; history and runtime calls already live in history-api.ts and runtime-api.ts.
  */
 import * as Y from 'yjs'
 import { WebsocketProvider } from 'y-websocket'

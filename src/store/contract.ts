@@ -7,6 +7,9 @@
  *
  *   import { storeContract } from '@accord-state/accord/server/testing'
  *   storeContract('my store', async () => ({ store: await openMyStore(), destroy: async () => { ... } }))
+ *
+ * Why one file of ~440 lines: it is one suite a third party imports whole; its cases read top to
+ * bottom as the Store interface's contract.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import * as Y from 'yjs'

@@ -1,6 +1,8 @@
 /**
  * The embedded default backend: LevelDB via `level`. Only this file touches the database.
  * Key layout: keys.ts. Values: framed with checksums (frame.ts), encoded by codec.ts.
+ * Why one file of ~440 lines: it is the Store interface implemented once, method by method, and
+ * "only this file touches the database" is the property worth keeping.
  */
 import { Level } from 'level'
 import { CorruptDataError, HeadMovedError, StorageError } from '../model/errors.ts'

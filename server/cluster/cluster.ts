@@ -1,0 +1,140 @@
+/**
+ * Cluster mode, wired: the Redis bus, a leased writer (leased-writer.ts) for every workflow the
+ * registry loads, the bus's handlers (versions, presence, forwards, acknowledgements, lost
+ * leases), the commit hook that publishes each version stored here, and the reconcile timer that
+ * compares every loaded workflow with the store's head (so a missed bus message only delays).
+ *
+ *   const cluster = createCluster(options.cluster, { store, log, track, onUnloadedVersion })
+ *   const registry = createRegistry({ ..., writer: cluster.writer, hooks: [..., cluster.hook] })
+ *   await cluster.start(registry)
+ *   ...
+ *   cluster.stop()              // on shutdown: no more reconciling
+ *   await registry.close()
+ *   await cluster.close()       // after the registry: its last flushes still forward
+ */
+import type * as Y from 'yjs'
+import { AccordError } from '../../src/model/errors.ts'
+import type { VersionRecord } from '../../src/model/schema.ts'
+import type { Store } from '../../src/store/store.ts'
+import type { Logger } from '../ops/log.ts'
+import type { CommitHook } from '../sync/commit-hooks.ts'
+import type { Registry } from '../sync/registry.ts'
+import type { WriterFactory } from '../sync/writer.ts'
+import type { Forward } from './bus.ts'
+import { createRedisBus } from './bus-redis.ts'
+import { LeasedWriter } from './leased-writer.ts'
+
+export interface ClusterOptions {
+  redisUrl: string
+  prefix?: string
+  /** How often each loaded workflow is compared with the store's head (default 1000 ms). */
+  reconcileMs?: number
+  /** How long after a writer died another server takes its workflows over (default 5000 ms). */
+  writerLeaseMs?: number
+  /** How long a forwarded update waits for the writer's acknowledgement before it goes again (default 2000 ms). */
+  forwardTimeoutMs?: number
+}
+
+export interface ClusterContext {
+  store: Store
+  log: Logger
+  /** Runs a background task (the server waits for them on close, and logs `what` failed). */
+  track: (task: Promise<unknown>, what: string) => void
+  /** A version another server stored, of a workflow not loaded here (the change feeds still want it). */
+  onUnloadedVersion: (record: VersionRecord) => void
+  /** Updates were forwarded to another server's writer (metrics). */
+  onForwarded?: (updates: number) => void
+  /** A commit found its version number taken by another server (metrics). */
+  onRace?: () => void
+}
+
+export interface Cluster {
+  /** This server's id on the bus (what the writer lease names). */
+  readonly serverId: string
+  /** For the registry's workflows (WorkflowOptions.writer). */
+  readonly writer: WriterFactory
+  /** Publishes every version stored here to the other servers. */
+  readonly hook: CommitHook
+  /** Connects the bus and starts serving the registry's workflows to the other servers. */
+  start: (registry: Registry) => Promise<void>
+  /** Stops reconciling: first on shutdown (the bus stays open for the registry's last flushes). */
+  stop: () => void
+  /** Stops reconciling and closes the bus. */
+  close: () => Promise<void>
+}
+
+export const createCluster = (options: ClusterOptions, ctx: ClusterContext): Cluster => {
+  const { store, log, track } = ctx
+  const bus = createRedisBus({ url: options.redisUrl, prefix: options.prefix, writerLeaseMs: options.writerLeaseMs, log })
+  /** Each loaded workflow's writer, by its document (exactly that load of the workflow). */
+  const writers = new WeakMap<Y.Doc, LeasedWriter>()
+  let reconcileTimer: ReturnType<typeof setInterval> | null = null
+
+  const writer: WriterFactory = async (host, state) => {
+    const leased = await LeasedWriter.open(host, state, {
+      bus,
+      store,
+      log,
+      forwardTimeoutMs: options.forwardTimeoutMs ?? 2000,
+      onRace: ctx.onRace,
+      onForwarded: ctx.onForwarded
+    })
+    writers.set(host.doc, leased)
+    return leased
+  }
+
+  const hook: CommitHook = {
+    name: 'cluster bus',
+    afterVersion: v => { if (v.local) track(bus.publishVersion({ meta: v.workflow.currentMeta, record: v.record, updates: v.updates }), 'publishing a version') }
+  }
+
+  const start = async (registry: Registry): Promise<void> => {
+    /** The writer of a workflow loaded (and ready) here. */
+    const loaded = (id: string): LeasedWriter | undefined => {
+      const wf = registry.get(id)
+      return wf === undefined ? undefined : writers.get(wf.doc)
+    }
+    const reconcile = (): void => {
+      for (const wf of registry.all()) {
+        const leased = writers.get(wf.doc)
+        if (leased === undefined) continue
+        track(leased.catchUp(), 'catching up with the store')
+        track(leased.retryForwards(), 'retrying forwards')
+      }
+    }
+    // Updates forwarded here are stored even if the lease moved meanwhile (the store keeps a
+    // second writer safe); the workflow is loaded for it when it is not.
+    const storeForwarded = (f: Forward): Promise<void> => registry.with(f.workflowId, async wf => {
+      const leased = writers.get(wf.doc)
+      if (leased === undefined) throw new AccordError('WORKFLOW_UNAVAILABLE', `workflow ${f.workflowId} has no cluster writer`)
+      const version = await leased.applyForwarded(f)
+      bus.acknowledge(f.from, { workflowId: f.workflowId, seq: f.seq, version })
+    })
+    await bus.start({
+      onVersion: v => {
+        const leased = loaded(v.record.workflowId)
+        if (leased !== undefined) track(leased.applyRemote(v), 'applying a remote version')
+        else ctx.onUnloadedVersion(v.record)
+      },
+      onAwareness: (id, update) => { loaded(id)?.applyRemoteAwareness(update) },
+      onReconnect: reconcile,
+      onForward: f => { track(storeForwarded(f), 'storing forwarded updates') },
+      onAck: ack => { loaded(ack.workflowId)?.acknowledged(ack.seq, ack.version) },
+      onWriterLost: id => { loaded(id)?.writerLost() }
+    })
+    reconcileTimer = setInterval(reconcile, options.reconcileMs ?? 1000)
+    reconcileTimer.unref()
+  }
+
+  const stop = (): void => {
+    if (reconcileTimer !== null) clearInterval(reconcileTimer)
+    reconcileTimer = null
+  }
+
+  const close = async (): Promise<void> => {
+    stop()
+    await bus.close()
+  }
+
+  return { serverId: bus.serverId, writer, hook, start, stop, close }
+}
