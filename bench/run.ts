@@ -16,7 +16,9 @@
  * bundle, bench.md only); cluster (7)
  * runs only when named (--only cluster: PostgreSQL + Redis, 1-3 servers, bench/results/cluster.md),
  * and so does state (9): the SDK's `state` snapshot cost on big workflows (bench/results/state.md),
- * and cluster-many (11): 10,000 workflows over 3 servers, memory and lease churn (bench/results/cluster-many.md).
+ * and cluster-many (11): 10,000 workflows over 3 servers, memory and lease churn (bench/results/cluster-many.md),
+ * and cluster-cost (12): CPU per persisted update over every process, 1 vs 3 servers, spread vs
+ * nginx affinity, LevelDB vs PostgreSQL (bench/results/cluster-cost.md).
  * --report-only rewrites bench.md and the docs/benchmarks.md section from bench.json.
  * Writes bench/results/bench.{json,md} and the docs/benchmarks.md section between the bench markers.
  */
@@ -38,12 +40,13 @@ import { runMany } from './scenario-many.ts'
 import { runSaturation } from './scenario-saturation.ts'
 import { runCluster } from './scenario-cluster.ts'
 import { runClusterMany } from './scenario-cluster-many.ts'
+import { runClusterCost } from './scenario-cluster-cost.ts'
 import { runBundle } from './scenario-bundle.ts'
 import { runInspector } from './scenario-inspector.ts'
 import { runState } from './scenario-state.ts'
 import { root } from './servers.ts'
 
-type Name = 'limits' | 'saturation' | 'many' | 'hot' | 'cold' | 'heap' | 'history' | 'cluster' | 'bundle' | 'state' | 'inspector' | 'cluster-many'
+type Name = 'limits' | 'saturation' | 'many' | 'hot' | 'cold' | 'heap' | 'history' | 'cluster' | 'bundle' | 'state' | 'inspector' | 'cluster-many' | 'cluster-cost'
 const SCENARIOS: Array<{ name: Name, alias: string, run: (ctx: Context) => Promise<unknown> }> = [
   { name: 'limits', alias: '0', run: ctx => measureLimits(ctx.quick) },
   { name: 'saturation', alias: '1', run: runSaturation },
@@ -61,9 +64,11 @@ const SCENARIOS: Array<{ name: Name, alias: string, run: (ctx: Context) => Promi
   // In-process cost of the SDK's `state` snapshot; its own table: only with --only state.
   { name: 'state', alias: '9', run: runState },
   // 10,000 workflows over 3 servers (PostgreSQL + Redis): memory, eviction, lease churn; own table.
-  { name: 'cluster-many', alias: '11', run: runClusterMany }
+  { name: 'cluster-many', alias: '11', run: runClusterMany },
+  // CPU per persisted update over every process (PostgreSQL + Redis + nginx); own table.
+  { name: 'cluster-cost', alias: '12', run: runClusterCost }
 ]
-const ONLY_WHEN_NAMED: Name[] = ['cluster', 'state', 'cluster-many']
+const ONLY_WHEN_NAMED: Name[] = ['cluster', 'state', 'cluster-many', 'cluster-cost']
 
 const { values } = parseArgs({
   options: {
@@ -138,9 +143,9 @@ try {
 }
 results.durationSec = (performance.now() - started) / 1000
 
-// `state` and `cluster-many` write only their own tables (bench/results/<name>.md): a run of
-// them alone leaves bench.json, bench.md and the README's figures as they were.
-if (selected.every(s => s.name === 'state' || s.name === 'cluster-many')) {
+// `state`, `cluster-many` and `cluster-cost` write only their own tables (bench/results/<name>.md):
+// a run of them alone leaves bench.json, bench.md and the README's figures as they were.
+if (selected.every(s => s.name === 'state' || s.name === 'cluster-many' || s.name === 'cluster-cost')) {
   if (Object.keys(errors).length > 0) {
     for (const [name, e] of Object.entries(errors)) log(`${name} failed: ${e}`)
     process.exit(1)

@@ -1,0 +1,249 @@
+/**
+ * Scenario 12 (own flag: `npm run bench -- --only cluster-cost`): what one persisted update costs
+ * summed over every process that touches it, and how that grows with servers (issue #20). One
+ * fixed offered rate, the same for every setup, from the load process pinned to its own core:
+ *
+ *   level-1        one server on LevelDB (no bus)
+ *   pg-1           one server on PostgreSQL + Redis (cluster mode, the baseline of the ratios)
+ *   pg-3-spread    three servers, connections spread round-robin (most writes are forwarded)
+ *   pg-3-affinity  three servers behind nginx with the shipped config (hash by workflow id)
+ *
+ * CPU is read from /proc over the measurement window for every Accord server, every PostgreSQL
+ * process, Redis and (affinity) nginx; the in-process TCP balancer of pg-3-spread runs in this
+ * harness and is not counted. Bytes: PostgreSQL WAL and Redis network input over the window, per
+ * persisted update. Latency: submit to receipt by every other agent of the workflow (with the
+ * connections spread, most receipts are on another server: the cross-server figure).
+ * Results: bench/results/cluster-cost.{json,md}.
+ */
+import { execFile } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { readFile, readdir, writeFile } from 'node:fs/promises'
+import path from 'node:path'
+import { promisify } from 'node:util'
+import Redis from 'ioredis'
+import pg from 'pg'
+import { freshDir, ids, withLoad, type Context } from './context.ts'
+import { root, startServer, type BenchServer } from './servers.ts'
+import { spread, type Spread } from './stats.ts'
+import { measureStep, settle, type Load } from './steps.ts'
+import { startBalancer } from '../test/helpers/balancer.ts'
+import { nginxMissing, startNginx } from '../test/helpers/nginx.ts'
+import { POSTGRES_URL, REDIS_URL, dropServiceData, servicesMissing } from '../test/helpers/services.ts'
+
+type Setup = 'level-1' | 'pg-1' | 'pg-3-spread' | 'pg-3-affinity'
+const SETUPS: Setup[] = ['level-1', 'pg-1', 'pg-3-spread', 'pg-3-affinity']
+
+export interface CostRow {
+  setup: Setup
+  servers: number
+  /** Offered updates/s. */
+  rate: number
+  /** CPU seconds per 1,000 persisted updates: Accord servers, PostgreSQL, Redis, nginx, and their sum. */
+  cpuPer1000: { accord: Spread, postgres: Spread, redis: Spread, nginx: Spread, total: Spread }
+  /** Share of persisted updates that arrived at a server that is not their workflow's writer. */
+  forwardedShare: Spread
+  walBytesPerUpdate: Spread
+  redisBytesPerUpdate: Spread
+  persistedRate: Spread
+  p50: Spread
+  p99: Spread
+}
+
+export interface ClusterCostResult { rates: number[], workflows: number, agentsPerWorkflow: number, rows: CostRow[], pinned: boolean, skipped?: string }
+
+const TICKS = 100
+/** CPU seconds so far of every process whose command name is `comm`, by pid. */
+const cpuByComm = async (comm: string): Promise<Map<number, number>> => {
+  const out = new Map<number, number>()
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    try {
+      if ((await readFile(`/proc/${entry}/comm`, 'utf8')).trim() !== comm) continue
+      const stat = await readFile(`/proc/${entry}/stat`, 'utf8')
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      out.set(Number(entry), (Number(f[11]) + Number(f[12])) / TICKS)
+    } catch {} // the process left meanwhile
+  }
+  return out
+}
+/** CPU used between two readings; a process that started in between counts in full. */
+const used = (a: Map<number, number>, b: Map<number, number>): number => {
+  let sum = 0
+  for (const [pid, s] of b) sum += s - (a.get(pid) ?? 0)
+  return sum
+}
+
+const metricSum = async (ports: number[], name: string): Promise<number> => {
+  let sum = 0
+  for (const port of ports) {
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()
+    const line = text.split('\n').find(l => l.startsWith(name + ' '))
+    sum += line === undefined ? 0 : Number(line.slice(name.length + 1))
+  }
+  return sum
+}
+
+/** Pins a process and its threads to one core (Linux `taskset`); false where it cannot. */
+const pin = async (pid: number, core: number): Promise<boolean> => {
+  try {
+    await promisify(execFile)('taskset', ['-a', '-p', '-c', String(core), String(pid)])
+    return true
+  } catch {
+    return false
+  }
+}
+
+interface Sample { accord: number, postgres: Map<number, number>, redis: Map<number, number>, nginx: Map<number, number>, wal: number, redisIn: number, persisted: number, forwarded: number }
+
+export const runClusterCost = async (ctx: Context): Promise<ClusterCostResult> => {
+  // A low rate (latency near the floor) and a high one (the 2-core machine nearly busy).
+  const rates = [500, 1500]
+  const workflows = 20
+  const agentsPerWorkflow = 5
+  const missing = (await servicesMissing()) ?? nginxMissing()
+  if (missing !== null) {
+    ctx.log(`  cluster-cost skipped: ${missing}`)
+    return { rates, workflows, agentsPerWorkflow, rows: [], pinned: false, skipped: missing }
+  }
+  const db = new pg.Client({ connectionString: POSTGRES_URL })
+  await db.connect()
+  const redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 })
+  await redis.connect()
+  const wal = async (): Promise<number> => Number((await db.query<{ b: string }>("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::text AS b")).rows[0]?.b ?? 0)
+  const redisIn = async (): Promise<number> => Number(/total_net_input_bytes:(\d+)/.exec(await redis.info('stats'))?.[1] ?? 0)
+  const timing = { warmupMs: ctx.quick ? 1000 : 1500, durationMs: ctx.quick ? 3000 : 6000 }
+  const rows: CostRow[] = []
+  let pinned = false
+  try {
+    await withLoad(async (load: Load) => {
+      // The load generator on core 1, the Accord servers on core 0 (PostgreSQL and Redis unpinned).
+      pinned = await pin(load.child.pid as number, 1)
+      for (const setup of SETUPS) {
+        /** Readings by rate, then by measure, one per run. */
+        const acc = new Map<number, Record<string, number[]>>(rates.map(r => [r, {}]))
+        const n = setup.startsWith('pg-3') ? 3 : 1
+        for (let run = 0; run < ctx.runs; run++) {
+          const schema = `accord_bench_${randomBytes(4).toString('hex')}`
+          const args = setup === 'level-1' ? [] : ['--store', `${POSTGRES_URL}?schema=${schema}`, '--bus', REDIS_URL, '--bus-prefix', `${schema}:`]
+          const servers: BenchServer[] = []
+          const stops: Array<() => Promise<void>> = []
+          try {
+            const dataDir = await freshDir(ctx, `cost-${setup}`)
+            for (let i = 0; i < n; i++) servers.push(await startServer('accord', { dataDir, serveArgs: args }))
+            for (const s of servers) await pin(s.pid, 0)
+            const ports = servers.map(s => Number(new URL(s.url).port))
+            let url = servers[0]!.url
+            if (setup === 'pg-3-spread') {
+              const balancer = await startBalancer(() => ports)
+              stops.push(() => balancer.close())
+              url = balancer.url
+            } else if (setup === 'pg-3-affinity') {
+              const nginx = await startNginx(ports)
+              stops.push(() => nginx.stop())
+              url = nginx.url
+            }
+            const sampleAll = async (): Promise<Sample> => ({
+              accord: (await Promise.all(servers.map(s => s.cpu()))).reduce((a, b) => a + b, 0),
+              postgres: await cpuByComm('postgres'),
+              redis: await cpuByComm('redis-server'),
+              nginx: await cpuByComm('nginx'),
+              wal: await wal(),
+              redisIn: await redisIn(),
+              persisted: await metricSum(ports, 'accord_updates_persisted_total'),
+              forwarded: await metricSum(ports, 'accord_forwarded_updates_total')
+            })
+            const composite: BenchServer = {
+              kind: 'accord',
+              url,
+              pid: servers[0]!.pid,
+              persisted: () => metricSum(ports, 'accord_updates_persisted_total'),
+              cpu: async () => 0,
+              stop: async () => {}
+            }
+            const c = await load.call<{ unsynced: number }>('connect', { url, workflows: ids(`cost-${setup}-r${run}`, workflows), perWorkflow: agentsPerWorkflow })
+            if (c.unsynced > 0) throw new Error(`${c.unsynced} agents did not sync (${setup})`)
+            // A short warm-up step first: leases taken, JIT warm, pools full.
+            await measureStep(composite, load, rates[0] as number, { warmupMs: 500, durationMs: 1000 })
+            await settle(composite)
+            for (const rate of rates) {
+              const into = acc.get(rate) as Record<string, number[]>
+              const push = (k: string, v: number): void => { (into[k] ??= []).push(v) }
+              const a = await sampleAll()
+              const step = await measureStep(composite, load, rate, timing)
+              await settle(composite)
+              const b = await sampleAll()
+              const persisted = b.persisted - a.persisted
+              const per1000 = (x: number): number => x / persisted * 1000
+              const parts = { accord: b.accord - a.accord, postgres: used(a.postgres, b.postgres), redis: used(a.redis, b.redis), nginx: used(a.nginx, b.nginx) }
+              const total = parts.accord + parts.postgres + parts.redis + parts.nginx
+              for (const [k, v] of Object.entries(parts)) push(k, per1000(v))
+              push('total', per1000(total))
+              push('forwarded', (b.forwarded - a.forwarded) / persisted)
+              push('wal', setup === 'level-1' ? 0 : (b.wal - a.wal) / persisted)
+              push('redisBytes', setup === 'level-1' ? 0 : (b.redisIn - a.redisIn) / persisted)
+              push('rate', step.persistedRate)
+              push('p50', step.latency.p50)
+              push('p99', step.latency.p99)
+              ctx.log(`    ${setup} at ${rate}/s, run ${run + 1}: ${per1000(total).toFixed(2)} CPU s / 1,000 updates (accord ${per1000(parts.accord).toFixed(2)}, postgres ${per1000(parts.postgres).toFixed(2)}, redis ${per1000(parts.redis).toFixed(2)}, nginx ${per1000(parts.nginx).toFixed(2)}); forwarded ${((b.forwarded - a.forwarded) / persisted * 100).toFixed(0)}%; p50 ${step.latency.p50.toFixed(2)} ms, p99 ${step.latency.p99.toFixed(2)} ms`)
+            }
+          } finally {
+            await load.call('disconnect').catch(() => {})
+            for (const stop of stops) await stop()
+            await Promise.all(servers.map(s => s.stop()))
+            if (setup !== 'level-1') await dropServiceData({ schema, redisPrefix: `${schema}:` })
+          }
+        }
+        for (const rate of rates) {
+          const got = acc.get(rate) as Record<string, number[]>
+          const s = (k: string): Spread => spread(got[k] ?? [])
+          rows.push({
+            setup,
+            servers: n,
+            rate,
+            cpuPer1000: { accord: s('accord'), postgres: s('postgres'), redis: s('redis'), nginx: s('nginx'), total: s('total') },
+            forwardedShare: s('forwarded'),
+            walBytesPerUpdate: s('wal'),
+            redisBytesPerUpdate: s('redisBytes'),
+            persistedRate: s('rate'),
+            p50: s('p50'),
+            p99: s('p99')
+          })
+        }
+      }
+    })
+  } finally {
+    await db.end()
+    redis.disconnect()
+  }
+  const result: ClusterCostResult = { rates, workflows, agentsPerWorkflow, rows, pinned }
+  const dir = ctx.quick ? path.join(root, '.scratch') : path.join(root, 'bench/results')
+  const md = costMarkdown(result, ctx.runs)
+  await writeFile(path.join(dir, 'cluster-cost.md'), md)
+  await writeFile(path.join(dir, 'cluster-cost.json'), JSON.stringify(result, null, 2) + '\n')
+  ctx.log(md)
+  return result
+}
+
+const costMarkdown = (r: ClusterCostResult, runs: number): string => {
+  const fmt = (s: Spread, digits = 2): string => `${s.median.toFixed(digits)} (${s.min.toFixed(digits)}-${s.max.toFixed(digits)})`
+  const baseline = (rate: number): CostRow | undefined => r.rows.find(x => x.setup === 'pg-1' && x.rate === rate)
+  const line = (x: CostRow): string => {
+    const base = baseline(x.rate)
+    const ratio = base === undefined ? Number.NaN : x.cpuPer1000.total.median / base.cpuPer1000.total.median
+    const dp99 = base === undefined ? Number.NaN : x.p99.median - base.p99.median
+    return `| ${x.setup} | ${x.rate} | ${fmt(x.cpuPer1000.total)} | ${fmt(x.cpuPer1000.accord)} | ${fmt(x.cpuPer1000.postgres)} | ${fmt(x.cpuPer1000.redis)} | ${fmt(x.cpuPer1000.nginx)} | ${ratio.toFixed(2)}x | ${(x.forwardedShare.median * 100).toFixed(0)}% | ${x.walBytesPerUpdate.median.toFixed(0)} | ${x.redisBytesPerUpdate.median.toFixed(0)} | ${x.persistedRate.median.toFixed(0)} | ${fmt(x.p50)} / ${fmt(x.p99)} (${dp99 >= 0 ? '+' : ''}${dp99.toFixed(2)} vs pg-1) |`
+  }
+  return [
+    '# What one persisted update costs across processes (issue #20)',
+    '',
+    `${new Date().toISOString()}; ${r.workflows} workflows x ${r.agentsPerWorkflow} stock y-websocket agents, the same offered rates in every setup; ` +
+      `load generator ${r.pinned ? 'pinned to core 1, Accord servers to core 0 (PostgreSQL and Redis unpinned)' : 'not pinned (no taskset)'}; medians over ${runs} run(s) (min-max). ` +
+      'CPU is summed from /proc over the window for every Accord server, every PostgreSQL process, Redis and nginx; the round-robin TCP balancer of pg-3-spread runs in the harness and is not counted. ' +
+      'Latency: submit to receipt by every other agent of the workflow (with connections spread, most receipts are on another server).',
+    '',
+    '| setup | offered/s | CPU s per 1,000 persisted updates (total) | Accord | PostgreSQL | Redis | nginx | x pg-1 | forwarded | WAL bytes / update | Redis bytes in / update | persisted/s | p50 / p99, ms |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+    ...r.rows.slice().sort((a, b) => a.rate - b.rate).map(line),
+    ''
+  ].join('\n')
+}
