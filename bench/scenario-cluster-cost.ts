@@ -5,11 +5,12 @@
  *
  *   level-1        one server on LevelDB (no bus)
  *   pg-1           one server on PostgreSQL + Redis (cluster mode, the baseline of the ratios)
+ *   pg-2-spread    two servers, connections spread round-robin
  *   pg-3-spread    three servers, connections spread round-robin (most writes are forwarded)
  *   pg-3-affinity  three servers behind nginx with the shipped config (hash by workflow id)
  *
  * CPU is read from /proc over the measurement window for every Accord server, every PostgreSQL
- * process, Redis and (affinity) nginx; the in-process TCP balancer of pg-3-spread runs in this
+ * process, Redis and (affinity) nginx; the in-process TCP balancer of the spread setups runs in this
  * harness and is not counted. Bytes: PostgreSQL WAL and Redis network input over the window, per
  * persisted update. Latency: submit to receipt by every other agent of the workflow (with the
  * connections spread, most receipts are on another server: the cross-server figure).
@@ -30,8 +31,8 @@ import { startBalancer } from '../test/helpers/balancer.ts'
 import { nginxMissing, startNginx } from '../test/helpers/nginx.ts'
 import { POSTGRES_URL, REDIS_URL, dropServiceData, servicesMissing } from '../test/helpers/services.ts'
 
-type Setup = 'level-1' | 'pg-1' | 'pg-3-spread' | 'pg-3-affinity'
-const SETUPS: Setup[] = ['level-1', 'pg-1', 'pg-3-spread', 'pg-3-affinity']
+type Setup = 'level-1' | 'pg-1' | 'pg-2-spread' | 'pg-3-spread' | 'pg-3-affinity'
+const SETUPS: Setup[] = ['level-1', 'pg-1', 'pg-2-spread', 'pg-3-spread', 'pg-3-affinity']
 
 export interface CostRow {
   setup: Setup
@@ -121,7 +122,7 @@ export const runClusterCost = async (ctx: Context): Promise<ClusterCostResult> =
       for (const setup of SETUPS) {
         /** Readings by rate, then by measure, one per run. */
         const acc = new Map<number, Record<string, number[]>>(rates.map(r => [r, {}]))
-        const n = setup.startsWith('pg-3') ? 3 : 1
+        const n = setup.startsWith('pg-3') ? 3 : setup.startsWith('pg-2') ? 2 : 1
         for (let run = 0; run < ctx.runs; run++) {
           const schema = `accord_bench_${randomBytes(4).toString('hex')}`
           const args = setup === 'level-1' ? [] : ['--store', `${POSTGRES_URL}?schema=${schema}`, '--bus', REDIS_URL, '--bus-prefix', `${schema}:`]
@@ -133,7 +134,7 @@ export const runClusterCost = async (ctx: Context): Promise<ClusterCostResult> =
             for (const s of servers) await pin(s.pid, 0)
             const ports = servers.map(s => Number(new URL(s.url).port))
             let url = servers[0]!.url
-            if (setup === 'pg-3-spread') {
+            if (setup.endsWith('-spread')) {
               const balancer = await startBalancer(() => ports)
               stops.push(() => balancer.close())
               url = balancer.url
@@ -238,7 +239,7 @@ const costMarkdown = (r: ClusterCostResult, runs: number): string => {
     '',
     `${new Date().toISOString()}; ${r.workflows} workflows x ${r.agentsPerWorkflow} stock y-websocket agents, the same offered rates in every setup; ` +
       `load generator ${r.pinned ? 'pinned to core 1, Accord servers to core 0 (PostgreSQL and Redis unpinned)' : 'not pinned (no taskset)'}; medians over ${runs} run(s) (min-max). ` +
-      'CPU is summed from /proc over the window for every Accord server, every PostgreSQL process, Redis and nginx; the round-robin TCP balancer of pg-3-spread runs in the harness and is not counted. ' +
+      'CPU is summed from /proc over the window for every Accord server, every PostgreSQL process, Redis and nginx; the round-robin TCP balancer of the spread setups runs in the harness and is not counted. ' +
       'Latency: submit to receipt by every other agent of the workflow (with connections spread, most receipts are on another server).',
     '',
     '| setup | offered/s | CPU s per 1,000 persisted updates (total) | Accord | PostgreSQL | Redis | nginx | x pg-1 | forwarded | WAL bytes / update | Redis bytes in / update | persisted/s | p50 / p99, ms |',
