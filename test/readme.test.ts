@@ -10,8 +10,9 @@
  * - sh blocks: each command in order, against a fresh server likewise. `accord serve` / `npm start`
  *   run on a free port until /readyz answers, then are stopped; `npm install|ci` and `npm test`
  *   are not run (printed); npm commands run in the repo, others in a temp dir; each must exit 0.
- * - a block after `<!-- no-run: reason -->` is skipped with its reason printed; other
- *   languages (text, json, none) are not code to run.
+ * - every ts/js/sh block must run: one after a `<!-- no-run: reason -->` marker fails with the
+ *   reason (show such text in a text fence instead); other languages (text, json, none) are
+ *   not code to run.
  */
 import { spawn } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -166,8 +167,10 @@ describe(`${name} code blocks`, () => {
     const runnable = SCRIPT_LANGS.has(block.lang) || SHELL_LANGS.has(block.lang)
     if (!runnable) continue
     if (block.noRun !== null) {
-      console.log(`${title}: not run (no-run: ${block.noRun})`)
-      it.skip(`${title} (no-run: ${block.noRun})`, () => {})
+      // Every README code block must run: a marked one is a failure, never a silent skip.
+      it(title, () => {
+        expect.fail(`${title} is marked no-run (${block.noRun}): make it runnable, or show it in a text fence`)
+      })
       continue
     }
     it(title, async () => {

@@ -5,8 +5,8 @@
  *   const blocks = codeBlocks(readFileSync('README.md', 'utf8'))
  *   // [{ line: 28, lang: 'ts', code: '...', noRun: null }, ...]
  *
- * A block is not run when the closest non-blank line before its fence is
- * `<!-- no-run: reason -->` (the reason is printed when the test skips it).
+ * A block whose closest non-blank line before its fence is `<!-- no-run: reason -->` carries that
+ * reason in `noRun`; test/readme.test.ts fails such a block with it (every block must run).
  */
 
 export interface CodeBlock {
