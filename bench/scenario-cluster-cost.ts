@@ -25,11 +25,11 @@ import Redis from 'ioredis'
 import pg from 'pg'
 import { freshDir, ids, withLoad, type Context } from './context.ts'
 import { root, startServer, type BenchServer } from './servers.ts'
-import { spread, type Spread } from './stats.ts'
+import { cpuSeconds, spread, type Spread } from './stats.ts'
 import { measureStep, settle, type Load } from './steps.ts'
 import { startBalancer } from '../test/helpers/balancer.ts'
 import { nginxMissing, startNginx } from '../test/helpers/nginx.ts'
-import { POSTGRES_URL, REDIS_URL, dropServiceData, servicesMissing } from '../test/helpers/services.ts'
+import { POSTGRES_URL, REDIS_URL, dropServiceData, metricOf, servicesMissing } from '../test/helpers/services.ts'
 
 type Setup = 'level-1' | 'pg-1' | 'pg-2-spread' | 'pg-3-spread' | 'pg-3-affinity'
 const SETUPS: Setup[] = ['level-1', 'pg-1', 'pg-2-spread', 'pg-3-spread', 'pg-3-affinity']
@@ -52,21 +52,19 @@ export interface CostRow {
 
 export interface ClusterCostResult { rates: number[], workflows: number, agentsPerWorkflow: number, rows: CostRow[], pinned: boolean, skipped?: string }
 
-const TICKS = 100
 /** CPU seconds so far of every process whose command name is `comm`, by pid. */
 const cpuByComm = async (comm: string): Promise<Map<number, number>> => {
   const out = new Map<number, number>()
   for (const entry of await readdir('/proc')) {
     if (!/^\d+$/.test(entry)) continue
-    try {
-      if ((await readFile(`/proc/${entry}/comm`, 'utf8')).trim() !== comm) continue
-      const stat = await readFile(`/proc/${entry}/stat`, 'utf8')
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-      out.set(Number(entry), (Number(f[11]) + Number(f[12])) / TICKS)
-    } catch {} // the process left meanwhile
+    const name = await readFile(`/proc/${entry}/comm`, 'utf8').catch(() => '') // the process left meanwhile
+    if (name.trim() !== comm) continue
+    const seconds = await cpuSeconds(Number(entry))
+    if (!Number.isNaN(seconds)) out.set(Number(entry), seconds)
   }
   return out
 }
+
 /** CPU used between two readings; a process that started in between counts in full. */
 const used = (a: Map<number, number>, b: Map<number, number>): number => {
   let sum = 0
@@ -74,15 +72,8 @@ const used = (a: Map<number, number>, b: Map<number, number>): number => {
   return sum
 }
 
-const metricSum = async (ports: number[], name: string): Promise<number> => {
-  let sum = 0
-  for (const port of ports) {
-    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()
-    const line = text.split('\n').find(l => l.startsWith(name + ' '))
-    sum += line === undefined ? 0 : Number(line.slice(name.length + 1))
-  }
-  return sum
-}
+const metricSum = async (ports: number[], name: string): Promise<number> =>
+  (await Promise.all(ports.map(port => metricOf(`http://127.0.0.1:${port}`, name)))).reduce((x, y) => x + y, 0)
 
 /** Pins a process and its threads to one core (Linux `taskset`); false where it cannot. */
 const pin = async (pid: number, core: number): Promise<boolean> => {

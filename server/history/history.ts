@@ -50,7 +50,6 @@ export interface HistoryContext {
 
 const DAY = 24 * 60 * 60 * 1000
 
-
 /** The workflow's meta; NotFoundError when it does not exist. */
 export const requireMeta = async (ctx: HistoryContext, id: string): Promise<WorkflowMeta> => {
   assertWorkflowId(id)

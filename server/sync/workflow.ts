@@ -108,7 +108,7 @@ export class Workflow {
   }
 
   /** Rebuilds the document from the newest keyframe plus the log after it (load-doc.ts). */
-  static async load (id: string, opts: Omit<WorkflowOptions, never>): Promise<Workflow> {
+  static async load (id: string, opts: WorkflowOptions): Promise<Workflow> {
     const { doc, meta } = await loadDoc(opts.store, id)
     const wf = new Workflow(id, doc, meta, opts)
     if (opts.writer !== undefined) {
@@ -256,7 +256,6 @@ export class Workflow {
 
   /** Cuts the window into the next version and makes its meta current (synchronously). */
   private cut (batch: Pending[]): Cut {
-    const previous = this.meta.deadline ?? null
     const c = cutVersion({
       id: this.id,
       doc: this.doc,
@@ -267,19 +266,25 @@ export class Workflow {
       timeouts: this.opts.timeouts,
       diffFrom: this.writer.diffBase()
     })
-    if (c.meta.deadline !== previous) runHooks(this.opts.hooks, this.opts.log, 'deadlineChanged', this, c.meta.deadline ?? null)
-    this.meta = c.meta
+    this.setMeta(c.meta)
     return c
+  }
+
+  /** Makes `meta` current; a moved lifecycle deadline goes to the hooks. */
+  private setMeta (meta: WorkflowMeta): void {
+    const previous = this.meta.deadline ?? null
+    this.meta = meta
+    if ((meta.deadline ?? null) !== previous) runHooks(this.opts.hooks, this.opts.log, 'deadlineChanged', this, meta.deadline ?? null)
   }
 
   private async persist (batch: Pending[], commit: Cut): Promise<void> {
     if (this.failed) return
     const { store } = this.opts
     const started = performance.now()
+    let updates = batch.map(p => p.update)
     for (let moved = 0; ; moved++) {
       try {
         const c = commit
-        const updates = batch.map(p => p.update)
         await this.withRetry(() => store.commit(this.id, {
           meta: c.meta,
           record: c.record,
@@ -304,6 +309,7 @@ export class Workflow {
             return
           }
           batch = batch.concat(this.pending.take())
+          updates = batch.map(p => p.update)
           commit = this.cut(batch)
         } catch (retryErr) {
           this.fail(retryErr as Error)
@@ -318,8 +324,8 @@ export class Workflow {
       conflicts: commit.conflicts,
       local: true,
       seconds: (performance.now() - started) / 1000,
-      updates: batch.map(p => p.update),
-      bytes: batch.reduce((n, p) => n + p.update.length, 0)
+      updates,
+      bytes: updates.reduce((n, u) => n + u.length, 0)
     })
     if (commit.keyframe !== undefined) runHooks(this.opts.hooks, this.opts.log, 'afterKeyframe', this)
   }
@@ -378,9 +384,7 @@ export class Workflow {
         return this.storedChanged
       },
       advance: (meta, records) => {
-        const previous = this.meta.deadline ?? null
-        this.meta = meta
-        if ((meta.deadline ?? null) !== previous) runHooks(this.opts.hooks, this.opts.log, 'deadlineChanged', this, meta.deadline ?? null)
+        this.setMeta(meta)
         for (const record of records) runHooks(this.opts.hooks, this.opts.log, 'afterVersion', { workflow: this, record, conflicts: [], local: false, seconds: 0, updates: [], bytes: 0 })
       }
     }
