@@ -68,6 +68,13 @@ module.exports = {
       to: { path: '^server/hooks/' }
     },
     {
+      name: 'workers-wired-by-serve',
+      comment: 'The process layer of accord serve --workers (server/workers: primary, pool, routing, worker) is started by the CLI alone; the server it runs knows nothing of it.',
+      severity: 'error',
+      from: { path: '^server/', pathNot: '^server/(ops|workers)/' },
+      to: { path: '^server/workers/' }
+    },
+    {
       name: 'hooks-not-on-http',
       severity: 'error',
       comment: 'A hook reacts to a commit; it does not reach into the HTTP layer.',

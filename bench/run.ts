@@ -18,7 +18,8 @@
  * and so does state (9): the SDK's `state` snapshot cost on big workflows (bench/results/state.md),
  * and cluster-many (11): 10,000 workflows over 3 servers, memory and lease churn (bench/results/cluster-many.md),
  * and cluster-cost (12): CPU per persisted update over every process, 1 vs 3 servers, spread vs
- * nginx affinity, LevelDB vs PostgreSQL (bench/results/cluster-cost.md).
+ * nginx affinity, LevelDB vs PostgreSQL (bench/results/cluster-cost.md), and workers (13):
+ * accord serve --workers 2 vs 1, CPU per persisted update (bench/results/workers.md).
  * --report-only rewrites bench.md and the docs/benchmarks.md section from bench.json.
  * Writes bench/results/bench.{json,md} and the docs/benchmarks.md section between the bench markers.
  */
@@ -41,12 +42,13 @@ import { runSaturation } from './scenario-saturation.ts'
 import { runCluster } from './scenario-cluster.ts'
 import { runClusterMany } from './scenario-cluster-many.ts'
 import { runClusterCost } from './scenario-cluster-cost.ts'
+import { runWorkers } from './scenario-workers.ts'
 import { runBundle } from './scenario-bundle.ts'
 import { runInspector } from './scenario-inspector.ts'
 import { runState } from './scenario-state.ts'
 import { root } from './servers.ts'
 
-type Name = 'limits' | 'saturation' | 'many' | 'hot' | 'cold' | 'heap' | 'history' | 'cluster' | 'bundle' | 'state' | 'inspector' | 'cluster-many' | 'cluster-cost'
+type Name = 'limits' | 'saturation' | 'many' | 'hot' | 'cold' | 'heap' | 'history' | 'cluster' | 'bundle' | 'state' | 'inspector' | 'cluster-many' | 'cluster-cost' | 'workers'
 const SCENARIOS: Array<{ name: Name, alias: string, run: (ctx: Context) => Promise<unknown> }> = [
   { name: 'limits', alias: '0', run: ctx => measureLimits(ctx.quick) },
   { name: 'saturation', alias: '1', run: runSaturation },
@@ -66,9 +68,11 @@ const SCENARIOS: Array<{ name: Name, alias: string, run: (ctx: Context) => Promi
   // 10,000 workflows over 3 servers (PostgreSQL + Redis): memory, eviction, lease churn; own table.
   { name: 'cluster-many', alias: '11', run: runClusterMany },
   // CPU per persisted update over every process (PostgreSQL + Redis + nginx); own table.
-  { name: 'cluster-cost', alias: '12', run: runClusterCost }
+  { name: 'cluster-cost', alias: '12', run: runClusterCost },
+  // accord serve --workers 2 vs 1: CPU per persisted update over every process; own table.
+  { name: 'workers', alias: '13', run: runWorkers }
 ]
-const ONLY_WHEN_NAMED: Name[] = ['cluster', 'state', 'cluster-many', 'cluster-cost']
+const ONLY_WHEN_NAMED: Name[] = ['cluster', 'state', 'cluster-many', 'cluster-cost', 'workers']
 
 const { values } = parseArgs({
   options: {
@@ -145,7 +149,7 @@ results.durationSec = (performance.now() - started) / 1000
 
 // `state`, `cluster-many` and `cluster-cost` write only their own tables (bench/results/<name>.md):
 // a run of them alone leaves bench.json, bench.md and the README's figures as they were.
-if (selected.every(s => s.name === 'state' || s.name === 'cluster-many' || s.name === 'cluster-cost')) {
+if (selected.every(s => ONLY_WHEN_NAMED.includes(s.name) && s.name !== 'cluster')) {
   if (Object.keys(errors).length > 0) {
     for (const [name, e] of Object.entries(errors)) log(`${name} failed: ${e}`)
     process.exit(1)

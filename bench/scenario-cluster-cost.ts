@@ -16,15 +16,17 @@
  * connections spread, most receipts are on another server: the cross-server figure).
  * Results: bench/results/cluster-cost.{json,md}.
  */
-import { execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { readFile, readdir, writeFile } from 'node:fs/promises'
+import { readFile, readdir } from 'node:fs/promises'
 import path from 'node:path'
-import { promisify } from 'node:util'
 import Redis from 'ioredis'
 import pg from 'pg'
+import { fmtSpread, writeOwnTable } from './own-table.ts'
+import { summarise, type Summary } from './profile.ts'
+import { STAGES, stageTimes, type Stage } from './stages.ts'
+import { pinToCore } from './pin.ts'
 import { freshDir, ids, withLoad, type Context } from './context.ts'
-import { root, startServer, type BenchServer } from './servers.ts'
+import { startServer, type BenchServer } from './servers.ts'
 import { cpuSeconds, spread, type Spread } from './stats.ts'
 import { measureStep, settle, type Load } from './steps.ts'
 import { startBalancer } from '../test/helpers/balancer.ts'
@@ -75,21 +77,16 @@ const used = (a: Map<number, number>, b: Map<number, number>): number => {
 const metricSum = async (ports: number[], name: string): Promise<number> =>
   (await Promise.all(ports.map(port => metricOf(`http://127.0.0.1:${port}`, name)))).reduce((x, y) => x + y, 0)
 
-/** Pins a process and its threads to one core (Linux `taskset`); false where it cannot. */
-const pin = async (pid: number, core: number): Promise<boolean> => {
-  try {
-    await promisify(execFile)('taskset', ['-a', '-p', '-c', String(core), String(pid)])
-    return true
-  } catch {
-    return false
-  }
-}
-
 interface Sample { accord: number, postgres: Map<number, number>, redis: Map<number, number>, nginx: Map<number, number>, wal: number, redisIn: number, persisted: number, forwarded: number }
 
 export const runClusterCost = async (ctx: Context): Promise<ClusterCostResult> => {
   // A low rate (latency near the floor) and a high one (the 2-core machine nearly busy).
-  const rates = [500, 1500]
+  // Under --profile: only one server and three spread, at the higher rate, for the stage table.
+  const profiling = ctx.profileDir !== undefined
+  const rates = profiling ? [1500] : [500, 1500]
+  const setups: Setup[] = profiling ? ['pg-1', 'pg-3-spread'] : SETUPS
+  /** Updates persisted over each setup's servers' whole lifetimes (what their profiles cover). */
+  const lifetimePersisted = new Map<Setup, number>()
   const workflows = 20
   const agentsPerWorkflow = 5
   const missing = (await servicesMissing()) ?? nginxMissing()
@@ -109,8 +106,8 @@ export const runClusterCost = async (ctx: Context): Promise<ClusterCostResult> =
   try {
     await withLoad(async (load: Load) => {
       // The load generator on core 1, the Accord servers on core 0 (PostgreSQL and Redis unpinned).
-      pinned = await pin(load.child.pid as number, 1)
-      for (const setup of SETUPS) {
+      pinned = await pinToCore(load.child.pid as number, 1)
+      for (const setup of setups) {
         /** Readings by rate, then by measure, one per run. */
         const acc = new Map<number, Record<string, number[]>>(rates.map(r => [r, {}]))
         const n = setup.startsWith('pg-3') ? 3 : setup.startsWith('pg-2') ? 2 : 1
@@ -121,8 +118,8 @@ export const runClusterCost = async (ctx: Context): Promise<ClusterCostResult> =
           const stops: Array<() => Promise<void>> = []
           try {
             const dataDir = await freshDir(ctx, `cost-${setup}`)
-            for (let i = 0; i < n; i++) servers.push(await startServer('accord', { dataDir, serveArgs: args }))
-            for (const s of servers) await pin(s.pid, 0)
+            for (let i = 0; i < n; i++) servers.push(await startServer('accord', { dataDir, serveArgs: args, profileDir: ctx.profileDir, profileName: `cost-${setup}-r${run}-s${i}` }))
+            for (const s of servers) await pinToCore(s.pid, 0)
             const ports = servers.map(s => Number(new URL(s.url).port))
             let url = servers[0]!.url
             if (setup.endsWith('-spread')) {
@@ -178,6 +175,7 @@ export const runClusterCost = async (ctx: Context): Promise<ClusterCostResult> =
               push('p99', step.latency.p99)
               ctx.log(`    ${setup} at ${rate}/s, run ${run + 1}: ${per1000(total).toFixed(2)} CPU s / 1,000 updates (accord ${per1000(parts.accord).toFixed(2)}, postgres ${per1000(parts.postgres).toFixed(2)}, redis ${per1000(parts.redis).toFixed(2)}, nginx ${per1000(parts.nginx).toFixed(2)}); forwarded ${((b.forwarded - a.forwarded) / persisted * 100).toFixed(0)}%; p50 ${step.latency.p50.toFixed(2)} ms, p99 ${step.latency.p99.toFixed(2)} ms`)
             }
+            lifetimePersisted.set(setup, (lifetimePersisted.get(setup) ?? 0) + await metricSum(ports, 'accord_updates_persisted_total'))
           } finally {
             await load.call('disconnect').catch(() => {})
             for (const stop of stops) await stop()
@@ -208,16 +206,62 @@ export const runClusterCost = async (ctx: Context): Promise<ClusterCostResult> =
     redis.disconnect()
   }
   const result: ClusterCostResult = { rates, workflows, agentsPerWorkflow, rows, pinned }
-  const dir = ctx.quick ? path.join(root, '.scratch') : path.join(root, 'bench/results')
-  const md = costMarkdown(result, ctx.runs)
-  await writeFile(path.join(dir, 'cluster-cost.md'), md)
-  await writeFile(path.join(dir, 'cluster-cost.json'), JSON.stringify(result, null, 2) + '\n')
-  ctx.log(md)
+  if (!profiling) {
+    await writeOwnTable(ctx, 'cluster-cost', result, costMarkdown(result, ctx.runs))
+    return result
+  }
+  // Profiled timings are not the published ones: the cost table of this run goes to .scratch.
+  await writeOwnTable({ ...ctx, quick: true }, 'cluster-cost-profiled', result, costMarkdown(result, ctx.runs))
+  const stages = await stageReport(ctx.profileDir as string, setups, lifetimePersisted)
+  await writeOwnTable(ctx, 'forward-profile', stages, stageMarkdown(stages, result))
   return result
 }
 
+/** The stage table from every server's main-thread profile of each setup (see stages.ts). */
+interface StageReport { rows: Array<{ stage: Stage, msPerUpdate: Record<string, number> }>, persisted: Record<string, number> }
+
+const stageReport = async (profileDir: string, setups: Setup[], persisted: Map<Setup, number>): Promise<StageReport> => {
+  const bySetup = new Map<Setup, Map<Stage, number>>()
+  for (const setup of setups) {
+    const summaries: Summary[] = []
+    for (const entry of await readdir(profileDir, { withFileTypes: true })) {
+      if (!entry.isDirectory() || !entry.name.startsWith(`cost-${setup}-r`)) continue
+      const dir = path.join(profileDir, entry.name)
+      const main = (await readdir(dir)).find(f => /^CPU\.[^.]+\.[^.]+\.\d+\.0\.\d+\.cpuprofile$/.test(f))
+      if (main !== undefined) summaries.push(summarise(JSON.parse(await readFile(path.join(dir, main), 'utf8')), 100_000))
+    }
+    bySetup.set(setup, stageTimes(summaries))
+  }
+  const rows = STAGES.map(stage => ({
+    stage,
+    msPerUpdate: Object.fromEntries(setups.map(setup => [setup, (bySetup.get(setup)?.get(stage) ?? 0) / (persisted.get(setup) ?? 1)]))
+  }))
+  return { rows, persisted: Object.fromEntries(persisted) }
+}
+
+const stageMarkdown = (r: StageReport, cost: ClusterCostResult): string => {
+  const forwarded = cost.rows.find(x => x.setup === 'pg-3-spread')?.forwardedShare.median ?? Number.NaN
+  const ms = (x: number): string => (x * 1000).toFixed(1)
+  const total = (setup: string): number => r.rows.reduce((a, x) => a + (x.msPerUpdate[setup] ?? 0), 0)
+  return [
+    '# Where the time goes: one server vs three spread, by stage (issue #20)',
+    '',
+    `${new Date().toISOString()}; \`npm run bench -- --only cluster-cost --profile\`: PostgreSQL + Redis, 20 workflows x 5 stock y-websocket agents at 1,500 updates/s; ` +
+      `V8 CPU profiles of every Accord server's main thread over its whole life (start-up included), self time by file grouped into stages (bench/stages.ts), ` +
+      `divided by the updates those servers persisted (pg-1: ${r.persisted['pg-1'] ?? 0}, pg-3-spread: ${r.persisted['pg-3-spread'] ?? 0}). ` +
+      `In pg-3-spread ${(forwarded * 100).toFixed(0)}% of updates reached a server that is not their writer. PostgreSQL's and Redis's own CPU is not in this table (see cluster-cost.md). ` +
+      'Profiling slows the servers: compare the columns with each other, not with the unprofiled tables.',
+    '',
+    '| stage | pg-1, µs per update | pg-3-spread, µs per update | added by 3 servers spread |',
+    '|---|---|---|---|',
+    ...r.rows.map(x => `| ${x.stage} | ${ms(x.msPerUpdate['pg-1'] ?? 0)} | ${ms(x.msPerUpdate['pg-3-spread'] ?? 0)} | ${ms((x.msPerUpdate['pg-3-spread'] ?? 0) - (x.msPerUpdate['pg-1'] ?? 0))} |`),
+    `| **all Accord servers** | ${ms(total('pg-1'))} | ${ms(total('pg-3-spread'))} | ${ms(total('pg-3-spread') - total('pg-1'))} |`,
+    ''
+  ].join('\n')
+}
+
 const costMarkdown = (r: ClusterCostResult, runs: number): string => {
-  const fmt = (s: Spread, digits = 2): string => `${s.median.toFixed(digits)} (${s.min.toFixed(digits)}-${s.max.toFixed(digits)})`
+  const fmt = fmtSpread
   const baseline = (rate: number): CostRow | undefined => r.rows.find(x => x.setup === 'pg-1' && x.rate === rate)
   const line = (x: CostRow): string => {
     const base = baseline(x.rate)

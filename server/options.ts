@@ -19,6 +19,8 @@ export interface ServerOptions {
   port?: number
   /** Default 127.0.0.1. */
   host?: string
+  /** Listen on this Unix socket instead of host:port (a worker of `accord serve --workers`). */
+  socketPath?: string
   /** LevelDB directory, default ./data. Ignored when `store` is given. */
   dataDir?: string
   /** A store to use instead of opening LevelDB at dataDir; the caller keeps ownership. */

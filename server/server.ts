@@ -10,7 +10,7 @@
 import http from 'node:http'
 import https from 'node:https'
 import path from 'node:path'
-import type { AddressInfo } from 'node:net'
+import type { AddressInfo, Socket } from 'node:net'
 import { AccordError, ClosedError } from '../src/model/errors.ts'
 import type { ViolationRecord } from '../src/model/schema.ts'
 import { DEFAULT_TIMEOUTS } from '../src/model/runtime.ts'
@@ -50,6 +50,12 @@ export interface AccordServer {
   loadedWorkflows: () => string[]
   /** Number of open WebSocket connections. */
   connectionCount: () => number
+  /**
+   * Serves a connection accepted elsewhere (`accord serve --workers`: the primary read the
+   * request's head to find the workflow's worker, then handed the socket over): `head` is every
+   * byte read from it so far, parsed here as if it had just arrived.
+   */
+  adopt: (socket: Socket, head: Uint8Array) => void
   /** The store (available after listen()). */
   readonly store: Store
   listWorkflows: () => Promise<WorkflowMeta[]>
@@ -260,16 +266,21 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
     server.on('upgrade', admission.upgrade)
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject)
-      server.listen(port, host, () => {
+      const ready = (): void => {
         server.off('error', reject)
         resolve()
-      })
+      }
+      if (options.socketPath === undefined) server.listen(port, host, ready)
+      else server.listen(options.socketPath, ready)
     })
     const sweepTimer = setInterval(() => { track(sweep(), 'maintenance sweep') }, options.sweepIntervalMs ?? 60 * 60 * 1000)
     sweepTimer.unref()
     made.sweepTimer = sweepTimer
-    const addr = server.address() as AddressInfo
-    const url = `${options.tls === undefined ? 'ws' : 'wss'}://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`
+    const scheme = options.tls === undefined ? 'ws' : 'wss'
+    const addr: AddressInfo = options.socketPath === undefined ? server.address() as AddressInfo : { address: options.socketPath, family: 'unix', port: 0 }
+    const url = options.socketPath === undefined
+      ? `${scheme}://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`
+      : `${scheme}+unix://${options.socketPath}`
     log.info('accord listening', { url, dataDir: ownsStore ? path.resolve(options.dataDir ?? './data') : undefined, auth: verifier !== null })
     if (verifier === null) log.warn('no auth configured: listening on loopback only, and every local client may read and write every workflow')
     return { store, registry: reg, feed, monitor, metrics, cluster, http: httpCtx, server, admission, mcp, sweepTimer, address: { host: addr.address, port: addr.port, url } }
@@ -314,6 +325,16 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
     close,
     loadedWorkflows: () => running?.registry.loaded() ?? [],
     connectionCount: () => running?.admission.count() ?? 0,
+    adopt: (socket, head) => {
+      if (running === null || state !== 'listening') {
+        socket.destroy()
+        return
+      }
+      // The HTTP server parses what the socket says from here on; the bytes already read go first.
+      running.server.emit('connection', socket)
+      if (head.length > 0) socket.emit('data', Buffer.from(head))
+      socket.resume()
+    },
     get store () {
       const store = running?.store ?? options.store
       if (store === undefined) throw new ClosedError('server store (call listen() first)')

@@ -14,6 +14,7 @@ import { openWorkflow } from '../src/node/index.ts'
 import { removeTempDirs, startServer, tempDir } from './helpers/server.ts'
 import { waitFor, waitForConvergence } from './helpers/wait.ts'
 import { runAccord } from './helpers/child.ts'
+import { hasOpenssl, selfSignedCert } from './helpers/tls.ts'
 import { sdkAgent, closeClients } from './helpers/clients.ts'
 
 const ROOT = path.resolve(import.meta.dirname, '..')
@@ -47,17 +48,11 @@ const serve = (args: string[], env: Record<string, string> = {}): Promise<{ url:
     child.on('exit', code => { clearTimeout(timer); reject(new Error(`accord serve exited with ${code}: ${err}`)) })
   })
 
-const hasOpenssl = spawnSync('openssl', ['version']).status === 0
 
 describe('TLS', () => {
   it.skipIf(!hasOpenssl)('--tls-cert/--tls-key serve wss:// to the Node SDK and https:// to the API and accord get', async () => {
     const dir = await tempDir()
-    const cert = path.join(dir, 'cert.pem')
-    const key = path.join(dir, 'key.pem')
-    const made = spawnSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1',
-      '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost'])
-    expect(made.status, made.stderr.toString()).toBe(0)
-    const ca = await readFile(cert)
+    const { cert, key, ca } = await selfSignedCert(dir)
     const server = await serve(['--port', '0', '--data', path.join(dir, 'data'), '--tls-cert', cert, '--tls-key', key, '--log-level', 'silent'])
     expect(server.url).toMatch(/^wss:\/\/127\.0\.0\.1:\d+$/)
     expect(server.line).toContain('tls on')

@@ -20,9 +20,16 @@ export const readyz: PublicHandler = async r => {
     .end(JSON.stringify({ ready, state, degraded: corruptWorkflows.length > 0, corruptWorkflows, ...(serverId === undefined ? {} : { serverId }) }))
 }
 
-/** Any authenticated caller (anyone without auth). */
+/**
+ * Any authenticated caller (anyone without auth). `?format=json` gives prom-client's JSON form,
+ * which the primary of `accord serve --workers` sums over its workers.
+ */
 export const metrics: Handler = async r => {
   const registry = r.ctx.metrics.registry
+  if (r.url.searchParams.get('format') === 'json') {
+    r.res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(await registry.getMetricsAsJSON()))
+    return
+  }
   r.res.writeHead(200, { 'content-type': registry.contentType }).end(await registry.metrics())
 }
 

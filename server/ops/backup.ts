@@ -25,7 +25,7 @@ import { z } from 'zod'
 import { AccordError, CorruptDataError } from '../../src/model/errors.ts'
 import { NoDataError } from './cli-errors.ts'
 import { unframeJson } from '../../src/store/frame.ts'
-import { importLevelRecords, openLevelStore } from '../../src/store/level.ts'
+import { importLevelRecords, KEYCHECK_KEY, openLevelStore } from '../../src/store/level.ts'
 import { WorkflowMetaSchema, type Store } from '../../src/store/store.ts'
 import { verifyStore, type VerifyReport } from './verify.ts'
 
@@ -56,34 +56,69 @@ const u32 = (n: number): Buffer => {
   return b
 }
 
+/** Writes records to a response as the backup stream, respecting backpressure; end() adds the trailer. */
+const createBackupWriter = (res: http.ServerResponse): { record: (key: string, value: Uint8Array) => Promise<void>, end: () => void } => {
+  res.writeHead(200, { 'content-type': 'application/octet-stream', 'cache-control': 'no-store' })
+  const hash = createHash('sha256')
+  const trailer: BackupTrailer = { records: 0, bytes: 0, sha256: '', workflows: [] }
+  return {
+    record: async (key, value) => {
+      if (res.destroyed) throw new AccordError('INVALID_REQUEST', 'backup client went away')
+      const k = Buffer.from(key, 'utf8')
+      const chunk = Buffer.concat([u32(k.length), k, u32(value.length), value])
+      hash.update(chunk)
+      trailer.records++
+      trailer.bytes += chunk.length
+      if (key.startsWith('m!')) {
+        const meta = WorkflowMetaSchema.safeParse(unframeJson(key, value))
+        if (meta.success) trailer.workflows.push({ id: meta.data.id, head: meta.data.head })
+      }
+      if (!res.write(chunk)) await once(res, 'drain')
+    },
+    end: () => {
+      trailer.sha256 = hash.digest('hex')
+      const body = Buffer.from(JSON.stringify(trailer))
+      res.end(Buffer.concat([u32(0), u32(body.length), body]))
+    }
+  }
+}
+
 /** Server side: streams the store's records to an HTTP response, respecting backpressure. */
 export const streamBackup = async (store: Store, res: http.ServerResponse): Promise<void> => {
   if (store.exportRecords === undefined) {
     throw new AccordError('NOT_SUPPORTED', 'this storage backend has no online backup')
   }
   const records = store.exportRecords()
-  res.writeHead(200, { 'content-type': 'application/octet-stream', 'cache-control': 'no-store' })
-  const hash = createHash('sha256')
-  const trailer: BackupTrailer = { records: 0, bytes: 0, sha256: '', workflows: [] }
-  const write = async (chunk: Buffer): Promise<void> => {
-    if (!res.write(chunk)) await once(res, 'drain')
-  }
-  for await (const [key, value] of records) {
-    if (res.destroyed) throw new AccordError('INVALID_REQUEST', 'backup client went away')
-    const k = Buffer.from(key, 'utf8')
-    const chunk = Buffer.concat([u32(k.length), k, u32(value.length), value])
-    hash.update(chunk)
-    trailer.records++
-    trailer.bytes += chunk.length
-    if (key.startsWith('m!')) {
-      const meta = WorkflowMetaSchema.safeParse(unframeJson(key, value))
-      if (meta.success) trailer.workflows.push({ id: meta.data.id, head: meta.data.head })
+  const writer = createBackupWriter(res)
+  for await (const [key, value] of records) await writer.record(key, value)
+  writer.end()
+}
+
+/**
+ * `accord serve --workers N` on LevelDB: one backup stream made of every shard's stream, in
+ * order, as if from one store (one trailer, one checksum). Each shard's own trailer must arrive,
+ * or the merged stream is cut and the client sees no trailer. The key-check record that every
+ * encrypted shard holds goes out once.
+ */
+export const streamMergedBackup = async (shards: Array<() => Promise<AsyncIterable<Uint8Array>>>, res: http.ServerResponse): Promise<void> => {
+  const writer = createBackupWriter(res)
+  let keycheck = false
+  for (const [i, open] of shards.entries()) {
+    let complete = false
+    for await (const item of parseStream(await open())) {
+      if ('trailer' in item) {
+        complete = BackupTrailerSchema.safeParse(item.trailer).success
+        break
+      }
+      if (item.key === KEYCHECK_KEY) {
+        if (keycheck) continue
+        keycheck = true
+      }
+      await writer.record(item.key, item.value)
     }
-    await write(chunk)
+    if (!complete) throw new CorruptDataError('backup', `shard ${i} ended before its trailer`)
   }
-  trailer.sha256 = hash.digest('hex')
-  const body = Buffer.from(JSON.stringify(trailer))
-  res.end(Buffer.concat([u32(0), u32(body.length), body]))
+  writer.end()
 }
 
 /** Reads one length-prefixed stream incrementally; yields records, then the trailer. */

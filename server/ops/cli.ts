@@ -12,12 +12,15 @@ import type { ReadableStream as WebReadableStream } from 'node:stream/web'
 import { AccordError } from '../../src/model/errors.ts'
 import { isValidWorkflowId } from '../../src/model/workflow-id.ts'
 import { mintToken } from '../http/auth.ts'
-import { verifyStore } from './verify.ts'
+import { verifyStore, verifyStores, type VerifyReport } from './verify.ts'
+import { reshardStore } from './reshard.ts'
+import { readLayout } from '../workers/layout.ts'
+import { shardOf } from '../workers/shard-of.ts'
 import { restoreBackup, writeBackup } from './backup.ts'
 import { rekeyStore } from './rekey.ts'
-import { openOffline } from './offline.ts'
+import { requireStore } from './offline.ts'
 import { createProgress } from './progress.ts'
-import { ServiceError, UnknownWorkflowError, UsageError } from './cli-errors.ts'
+import { NoDataError, ServiceError, UnknownWorkflowError, UsageError } from './cli-errors.ts'
 import { describeServerError } from './service-errors.ts'
 import { settingFlags, settingsUsage } from './serve-settings.ts'
 import { encryptionKey, isPostgresUrl, openPostgres, runServe } from './serve.ts'
@@ -37,7 +40,7 @@ ${settingsUsage()}
     --token <jwt>           Token; its sub is the agent id of every write (or env ACCORD_TOKEN)
     --agent <id>            Agent id on servers without auth (default mcp)
   verify                    Check every stored record and each workflow's history; exit 1 on problems
-    --data <dir>            LevelDB directory (default ./data; the server must be stopped)
+    --data <dir>            LevelDB directory, every shard of it (default ./data; server stopped)
     --encryption-key-file f The store's key (or env ACCORD_ENCRYPTION_KEY)
     --store <url>           postgres://...[?schema=name] instead (servers may keep running)
   backup <dir>              Copy the running server's store into <dir> (consistent, checksummed, gzipped)
@@ -50,6 +53,10 @@ ${settingsUsage()}
     --data <dir>            LevelDB directory (default ./data)
     --encryption-key-file f The current key (or env ACCORD_ENCRYPTION_KEY); none for a plain store
     --new-key-file <f>      The new key (or env ACCORD_NEW_ENCRYPTION_KEY); or --decrypt for none
+  reshard                   Lay a LevelDB data dir out for another --workers count (server stopped)
+    --data <dir>            LevelDB directory (default ./data)
+    --workers <n>           The new worker count (1 for one store)
+    --encryption-key-file f The store's key (or env ACCORD_ENCRYPTION_KEY)
   token                     Mint a development token (HS256)
     --secret <s>            Signing secret (or env ACCORD_AUTH_SECRET)
     --agent <id>            Agent id (the token's subject)
@@ -149,6 +156,20 @@ const get = async (args: string[]): Promise<number> => {
   return 0
 }
 
+/** Every shard of a LevelDB data dir, each checked alone and for workflows its worker does not own. */
+const verifyData = async (data: string, key: Uint8Array | undefined, onProgress: (done: number, total: number) => void): Promise<VerifyReport> => {
+  const layout = await readLayout(data)
+  if (layout.kind === 'empty') throw new NoDataError(data)
+  for (const dir of layout.dirs) await requireStore(dir)
+  return verifyStores(layout.dirs, key, {
+    onProgress,
+    also: async (store, i) => layout.kind !== 'sharded'
+      ? []
+      : (await store.listWorkflows()).filter(m => shardOf(m.id, layout.workers) !== i)
+          .map(m => ({ workflowId: m.id, problem: `stored in shard ${i}, but worker ${shardOf(m.id, layout.workers)} of ${layout.workers} owns it (no client would reach it)` }))
+  })
+}
+
 const verify = async (args: string[]): Promise<number> => {
   const parsed = parse(args, { data: { type: 'string' }, store: { type: 'string' }, 'encryption-key-file': { type: 'string' } }, [0, 0], '')
   if (parsed === null) return 0
@@ -158,19 +179,45 @@ const verify = async (args: string[]): Promise<number> => {
   if (storeUrl !== undefined && (values.data !== undefined || values['encryption-key-file'] !== undefined)) {
     throw new UsageError('--store takes neither --data nor --encryption-key-file (those are for LevelDB)')
   }
-  const store = storeUrl !== undefined
-    ? await openPostgres(storeUrl)
-    : await openOffline((values.data as string | undefined) ?? './data', await encryptionKey(values['encryption-key-file']))
   const progress = createProgress('verify')
-  try {
-    const report = await verifyStore(store, { online: storeUrl !== undefined, onProgress: (done, total) => { progress.update({ done, total, unit: 'workflows' }) } })
-    progress.end()
-    printProblems(report.problems)
-    process.stdout.write(`checked ${report.workflows} workflows, ${report.versions} versions: ${report.problems.length === 0 ? 'no problems' : `${report.problems.length} problems`}\n`)
-    return report.problems.length === 0 ? 0 : 1
-  } finally {
-    await store.close()
+  const onProgress = (done: number, total: number): void => { progress.update({ done, total, unit: 'workflows' }) }
+  let report: VerifyReport
+  if (storeUrl !== undefined) {
+    const store = await openPostgres(storeUrl)
+    try {
+      report = await verifyStore(store, { online: true, onProgress })
+    } finally {
+      await store.close()
+    }
+  } else {
+    report = await verifyData((values.data as string | undefined) ?? './data', await encryptionKey(values['encryption-key-file']), onProgress)
   }
+  progress.end()
+  printProblems(report.problems)
+  process.stdout.write(`checked ${report.workflows} workflows, ${report.versions} versions: ${report.problems.length === 0 ? 'no problems' : `${report.problems.length} problems`}\n`)
+  return report.problems.length === 0 ? 0 : 1
+}
+
+const reshard = async (args: string[]): Promise<number> => {
+  const parsed = parse(args, { data: { type: 'string' }, workers: { type: 'string' }, 'encryption-key-file': { type: 'string' } }, [0, 0], '')
+  if (parsed === null) return 0
+  if (parsed.values.workers === undefined) throw new UsageError('reshard needs --workers <n>')
+  const workers = intFlag('workers', parsed.values.workers, 1, 1, 256)
+  const data = (parsed.values.data as string | undefined) ?? './data'
+  const progress = createProgress('reshard')
+  const result = await reshardStore(data, workers, await encryptionKey(parsed.values['encryption-key-file']), records => { progress.update({ done: records, unit: 'records' }) })
+  progress.end()
+  if (result.from === result.to) {
+    process.stdout.write(`${data} is already laid out for ${workers} worker${workers === 1 ? '' : 's'}: nothing to do\n`)
+    return 0
+  }
+  printProblems(result.report.problems)
+  if (result.previous === null) {
+    process.stdout.write(`the resharded store did not verify; ${data} was left untouched\n`)
+    return 1
+  }
+  process.stdout.write(`resharded ${result.report.workflows} workflows (${result.records} records) from ${result.from} to ${result.to} worker${result.to === 1 ? '' : 's'}; verified. The old store is kept at ${result.previous}\n`)
+  return 0
 }
 
 const backup = async (args: string[]): Promise<number> => {
@@ -267,7 +314,7 @@ const token = async (args: string[]): Promise<number> => {
 const mcp = async (args: string[]): Promise<number> => (await import('./mcp-command.ts')).mcpCommand(args)
 
 const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
-  serve, get, token, verify, backup, 'restore-backup': restore, rekey, mcp
+  serve, get, token, verify, backup, 'restore-backup': restore, rekey, reshard, mcp
 }
 
 export const main = async (argv: string[]): Promise<number> => {

@@ -10,7 +10,7 @@ import { readFile } from 'node:fs/promises'
 import { pathToFileURL } from 'node:url'
 import { createServer } from '../server.ts'
 import type { ServerOptions } from '../options.ts'
-import type { LogLevel } from './log.ts'
+import type { LogLevel, Logger, LoggerOptions } from './log.ts'
 import { LOG_LEVELS } from './log.ts'
 import { createMemoryStore } from '../../src/store/memory.ts'
 import type { Store } from '../../src/store/store.ts'
@@ -19,6 +19,13 @@ import { UsageError } from './cli-errors.ts'
 import { describePostgresError, describeRedisError, redact } from './service-errors.ts'
 import { resolveSettings, type Settings } from './serve-settings.ts'
 import { parseEncryptionKey } from '../../src/store/frame.ts'
+import os from 'node:os'
+import { createLogger } from './log.ts'
+import { prepareLayout, readLayout } from '../workers/layout.ts'
+import { WORKER_ENV, WorkerIdentitySchema, type WorkerIdentity } from '../workers/messages.ts'
+import { createWorkerPool } from '../workers/pool.ts'
+import { createFront } from '../workers/front.ts'
+import { runWorker } from '../workers/worker.ts'
 
 export const isPostgresUrl = (url: unknown): url is string => typeof url === 'string' && /^postgres(ql)?:\/\//.test(url)
 
@@ -132,19 +139,103 @@ const signalled = (): Promise<string> => new Promise(resolve => {
   process.on('SIGTERM', stop)
 })
 
+/** `--workers`: a count, `auto` (one per core), or unset: what the data directory was written with, else 1. */
+const workerCount = async (v: Settings): Promise<number> => {
+  const raw = str(v.workers)
+  if (raw === 'auto') return os.availableParallelism()
+  if (raw !== undefined) {
+    const n = /^\s*\d+\s*$/.test(raw) ? Number(raw) : Number.NaN
+    if (!Number.isSafeInteger(n) || n < 1 || n > 256) throw new UsageError(`--workers must be auto or an integer from 1 to 256, got ${JSON.stringify(raw)}`)
+    return n
+  }
+  if (v.store !== undefined) return 1
+  const layout = await readLayout(str(v.data) ?? './data')
+  return layout.kind === 'empty' ? 1 : layout.workers
+}
+
+const storeText = (storeUrl: string | undefined, options: ServerOptions, shards = 1): string =>
+  storeUrl === 'memory'
+    ? 'memory'
+    : isPostgresUrl(storeUrl)
+      ? `postgres:${redact(storeUrl)}`
+      : `leveldb:${path.resolve(options.dataDir ?? './data')}${shards > 1 ? ` in ${shards} shards` : ''}`
+
+const readyLine = (url: string, storeUrl: string | undefined, options: ServerOptions, workers: number): string => {
+  const busText = options.cluster === undefined ? 'none' : `redis:${redact(options.cluster.redisUrl)}`
+  const workersText = workers > 1 ? `, workers ${workers}` : ''
+  return `accord serving on ${url} (store ${storeText(storeUrl, options, workers)}, bus ${busText}, auth ${options.auth === undefined ? 'off' : 'on'}, tls ${options.tls === undefined ? 'off' : 'on'}${workersText})\n`
+}
+
+/** A worker of `--workers N` (see server/workers/): its shard's server on a private socket. */
+const serveAsWorker = async (identity: WorkerIdentity, options: ServerOptions, storeUrl: string | undefined): Promise<number> => {
+  let pgStore: Store | undefined
+  return runWorker(async () => {
+    pgStore = isPostgresUrl(storeUrl) ? await openPostgres(storeUrl) : undefined
+    return createServer({
+      ...options,
+      // The primary terminates TLS and owns the port; this worker serves its socket.
+      tls: undefined,
+      socketPath: identity.socketPath,
+      dataDir: identity.dataDir ?? options.dataDir,
+      store: storeUrl === 'memory' ? createMemoryStore() : pgStore
+    })
+  }, {
+    release: async () => { await pgStore?.close() },
+    describe: err => (options.cluster !== undefined ? describeRedisError(options.cluster.redisUrl, err) : undefined) ?? err
+  })
+}
+
+const isLoggerOptions = (log: ServerOptions['log']): log is LoggerOptions | undefined => typeof (log as Logger | undefined)?.info !== 'function'
+
+/** The primary of `--workers N`: the public port, routing by workflow, N worker processes. */
+const servePrimary = async (workers: number, options: ServerOptions, storeUrl: string | undefined): Promise<number> => {
+  if (options.mcp !== undefined) throw new UsageError('--mcp needs --workers 1: an MCP session reads and writes workflows of every shard')
+  const dataDirs = storeUrl === undefined ? await prepareLayout(options.dataDir ?? './data', workers) : Array.from({ length: workers }, () => null)
+  const log = isLoggerOptions(options.log) ? createLogger(options.log) : options.log
+  const pool = createWorkerPool({ workers, dataDirs, log })
+  const shared = isPostgresUrl(storeUrl)
+  const front = createFront({
+    pool,
+    workers,
+    sharedStore: shared,
+    sharedFeed: shared && options.cluster !== undefined,
+    maxBodySize: options.maxMessageSize ?? 16 * 1024 * 1024,
+    tls: options.tls,
+    log
+  })
+  // The port first: a taken port is refused before any store opens.
+  const { url } = await front.listen(options.port ?? 1234, options.host ?? '127.0.0.1')
+  try {
+    await pool.start()
+  } catch (err) {
+    await front.close()
+    throw err
+  }
+  process.stdout.write(readyLine(url, storeUrl, options, workers))
+  await signalled()
+  const stopping = pool.stop()
+  await front.close()
+  const { flushed } = await stopping
+  process.stdout.write(`accord stopped cleanly: ${flushed} workflows flushed, ${workers} workers stopped, store closed\n`)
+  return 0
+}
+
 export const runServe = async (flags: Record<string, unknown>): Promise<number> => {
   const settings = await resolveSettings(flags, process.env)
   const options = await serverOptionsOf(settings)
   const storeUrl = str(settings.store)
+  const identity = process.env[WORKER_ENV]
+  if (identity !== undefined) return serveAsWorker(WorkerIdentitySchema.parse(JSON.parse(identity)), options, storeUrl)
+  const workers = await workerCount(settings)
+  if (workers > 1) return servePrimary(workers, options, storeUrl)
+  if (storeUrl === undefined) await prepareLayout(options.dataDir ?? './data', 1)
   const pgStore = isPostgresUrl(storeUrl) ? await openPostgres(storeUrl) : undefined
   const server = createServer({ ...options, store: storeUrl === 'memory' ? createMemoryStore() : pgStore })
   const { url } = await server.listen().catch(async (err: unknown) => {
     await pgStore?.close()
     throw (options.cluster !== undefined ? describeRedisError(options.cluster.redisUrl, err) : undefined) ?? err
   })
-  const storeText = storeUrl === 'memory' ? 'memory' : pgStore !== undefined ? `postgres:${redact(storeUrl as string)}` : `leveldb:${path.resolve(options.dataDir ?? './data')}`
-  const busText = options.cluster === undefined ? 'none' : `redis:${redact(options.cluster.redisUrl)}`
-  process.stdout.write(`accord serving on ${url} (store ${storeText}, bus ${busText}, auth ${options.auth === undefined ? 'off' : 'on'}, tls ${options.tls === undefined ? 'off' : 'on'})\n`)
+  process.stdout.write(readyLine(url, storeUrl, options, 1))
   await signalled()
   const flushed = server.loadedWorkflows().length
   await server.close()

@@ -10,6 +10,7 @@ import { CorruptDataError } from '../../src/model/errors.ts'
 import * as history from '../history/history.ts'
 import type { Registry } from '../sync/registry.ts'
 import type { Store } from '../../src/store/store.ts'
+import { openLevelStore } from '../../src/store/level.ts'
 
 export interface VerifyReport {
   workflows: number
@@ -71,6 +72,30 @@ export const verifyStore = async (store: Store, { online = false, onProgress }: 
       fail(err instanceof CorruptDataError ? err.message : `cannot check: ${(err as Error).message}`)
     }
     onProgress?.(report.workflows, metas.length)
+  }
+  return report
+}
+
+/**
+ * Verifies LevelDB stores at rest one after the other (the shards of a data directory), summed
+ * into one report; `also` adds checks of each open store (shard ownership, say).
+ */
+export const verifyStores = async (
+  dirs: readonly string[],
+  encryptionKey: Uint8Array | undefined,
+  options: { onProgress?: VerifyOptions['onProgress'], also?: (store: Store, index: number) => Promise<VerifyReport['problems']> } = {}
+): Promise<VerifyReport> => {
+  const report: VerifyReport = { workflows: 0, versions: 0, problems: [] }
+  for (const [i, dir] of dirs.entries()) {
+    const store = await openLevelStore(dir, { encryptionKey, mustExist: true })
+    try {
+      const r = await verifyStore(store, { onProgress: options.onProgress })
+      report.workflows += r.workflows
+      report.versions += r.versions
+      report.problems.push(...r.problems, ...await options.also?.(store, i) ?? [])
+    } finally {
+      await store.close()
+    }
   }
   return report
 }

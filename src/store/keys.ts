@@ -45,3 +45,11 @@ export const kindRange = (id: string, kind: Kind, bounds: { after?: number, thro
   else range.lt = `w!${id}!${kind}!${HIGH}`
   return range
 }
+
+/** The workflow a key belongs to (`m!<id>`, `w!<id>!...`), or null for keys outside every workflow. */
+export const workflowOfKey = (k: string): string | null => {
+  if (k.startsWith('m!')) return k.slice(2)
+  if (!k.startsWith('w!')) return null
+  const end = k.indexOf('!', 2)
+  return end < 0 ? null : k.slice(2, end)
+}

@@ -53,7 +53,7 @@ export const spawnAccord = (args: string[], timeoutMs = 20_000): Promise<{ child
     child.stderr?.on('data', (d: Buffer) => { err += d.toString() })
     child.stdout?.on('data', (d: Buffer) => {
       out += d.toString()
-      const match = /accord serving on (ws:\/\/[^\s]+:(\d+))/.exec(out)
+      const match = /accord serving on (wss?:\/\/[^\s]+:(\d+))/.exec(out)
       if (match !== null) {
         clearTimeout(timer)
         resolve({ child, url: match[1] as string, port: Number(match[2]) })
