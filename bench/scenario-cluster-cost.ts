@@ -250,7 +250,8 @@ const stageMarkdown = (r: StageReport, cost: ClusterCostResult): string => {
       `V8 CPU profiles of every Accord server's main thread over its whole life (start-up included), self time by file grouped into stages (bench/stages.ts), ` +
       `divided by the updates those servers persisted (pg-1: ${r.persisted['pg-1'] ?? 0}, pg-3-spread: ${r.persisted['pg-3-spread'] ?? 0}). ` +
       `In pg-3-spread ${(forwarded * 100).toFixed(0)}% of updates reached a server that is not their writer. PostgreSQL's and Redis's own CPU is not in this table (see cluster-cost.md). ` +
-      'Profiling slows the servers: compare the columns with each other, not with the unprofiled tables.',
+      'A sample is main-thread time in a frame, not CPU: it includes time the thread was runnable but waiting for core 0, which the servers share (with PostgreSQL unpinned), and profiling slows the servers. ' +
+      'Compare the columns with each other, not with the CPU figures of the unprofiled tables.',
     '',
     '| stage | pg-1, µs per update | pg-3-spread, µs per update | added by 3 servers spread |',
     '|---|---|---|---|',

@@ -16,8 +16,9 @@ export const STAGES = [
   'commit (PostgreSQL client)',
   'forward, publish, remote versions (cluster, Redis client)',
   'fan-out to peers (ws send, presence)',
-  'Node internals, GC, I/O',
-  'other'
+  'socket writes (the native writev of every socket: fan-out frames, SQL, Redis)',
+  'Node internals, GC, streams',
+  'other (start-up, unattributed native code)'
 ] as const
 export type Stage = typeof STAGES[number]
 
@@ -28,10 +29,12 @@ const RULES: Array<[RegExp, Stage]> = [
   [/store\/postgres|pg\/|pg-protocol\/|pg-pool\/|pg-types\/|src\/store\//, STAGES[3]],
   [/server\/cluster\/|ioredis\/|redis-parser\/|denque\/|cluster-key-slot\//, STAGES[4]],
   [/sync\/(fanout|presence)\.|ws\/lib\/(sender|websocket|buffer-util|permessage)/, STAGES[5]],
-  [/^node:|^internal\/|^\(garbage collector\)|^\(program\)|^\(root\)|^native /, STAGES[6]]
+  [/^(writev|writeUtf8String|writeBuffer|writeLatin1String|writeAsciiString|writeUcs2String)$/, STAGES[6]],
+  [/^node:zlib/, STAGES[3]],
+  [/^node:|^internal\/|^\(garbage collector\)|^\(program\)|^\(root\)|^runMicrotasks$|^native /, STAGES[7]]
 ]
 
-export const stageOf = (file: string): Stage => RULES.find(([re]) => re.test(file))?.[1] ?? STAGES[7]
+export const stageOf = (file: string): Stage => RULES.find(([re]) => re.test(file))?.[1] ?? STAGES[8]
 
 /** Profiled ms by stage, summed over the summaries (every file's self time counted once). */
 export const stageTimes = (summaries: Summary[]): Map<Stage, number> => {
