@@ -128,6 +128,25 @@ describe('accord serve --workers', () => {
     expect(((await workersOf(base))[1 - before.index] as WorkerInfo).restarts).toBe(0)
   })
 
+  it('SIGKILL of the primary: its workers flush and exit on their own, and a new primary serves every acknowledged edit', async () => {
+    const data = await tempDir()
+    const first = await spawnAccord(['serve', '--workers', '2', '--data', data, '--port', '0'])
+    const ids = idsPerShard(2, 1, 'orphan').flat()
+    for (const id of ids) {
+      const agent = sdkAgent(first.url, id, 'writer')
+      await agent.whenSynced()
+      agent.update(d => { (d as Record<string, unknown>).id = id })
+      await agent.whenPersisted()
+    }
+    const pids = (await workersOf(http(first.url))).map(w => w.pid as number)
+    first.child.kill('SIGKILL')
+    const alive = (pid: number): boolean => { try { process.kill(pid, 0); return true } catch { return false } }
+    await waitFor(() => pids.every(pid => !alive(pid)), { what: 'the orphaned workers exited' })
+    await closeClients()
+    const again = await spawnAccord(['serve', '--workers', '2', '--data', data, '--port', '0'])
+    for (const id of ids) expect((await api(http(again.url), 'GET', `/v1/workflows/${id}`)).body.state).toEqual({ id })
+  })
+
   it('auth, per-workflow SSE, the list feed and metrics answer as one server: refusals come back as they are', async () => {
     const data = await tempDir()
     const secret = 'workers-secret-0123456789abcdef'

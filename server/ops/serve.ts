@@ -181,6 +181,7 @@ const serveAsWorker = async (identity: WorkerIdentity, options: ServerOptions, s
     })
   }, {
     release: async () => { await pgStore?.close() },
+    socketDir: path.dirname(identity.socketPath),
     describe: err => (options.cluster !== undefined ? describeRedisError(options.cluster.redisUrl, err) : undefined) ?? err
   })
 }

@@ -6,6 +6,7 @@
  *
  *   const code = await runWorker(async () => createServer({ ...options, socketPath: identity.socketPath }))
  */
+import { rmdir } from 'node:fs/promises'
 import type { Socket } from 'node:net'
 import type { AccordServer } from '../server.ts'
 import { FromWorkerSchema, ToWorkerSchema, type FromWorker } from './messages.ts'
@@ -19,6 +20,8 @@ export interface WorkerHooks {
   release?: () => Promise<void>
   /** Turns a startup failure into the error to report (an unreachable Redis, say). */
   describe?: (err: unknown) => unknown
+  /** The primary's socket directory: removed by the last worker out, even after the primary was killed. */
+  socketDir?: string
 }
 
 export const runWorker = async (makeServer: () => Promise<AccordServer>, hooks: WorkerHooks = {}): Promise<number> => {
@@ -54,6 +57,8 @@ export const runWorker = async (makeServer: () => Promise<AccordServer>, hooks: 
   const flushed = server.loadedWorkflows().length
   await server.close()
   await release()
+  // Fails while another worker's socket is still there: the last one out removes it.
+  if (hooks.socketDir !== undefined) await rmdir(hooks.socketDir).catch(() => {})
   if (process.connected) say({ type: 'stopped', flushed })
   process.disconnect?.()
   return 0
