@@ -19,7 +19,9 @@
  * and cluster-many (11): 10,000 workflows over 3 servers, memory and lease churn (bench/results/cluster-many.md),
  * and cluster-cost (12): CPU per persisted update over every process, 1 vs 3 servers, spread vs
  * nginx affinity, LevelDB vs PostgreSQL (bench/results/cluster-cost.md), and workers (13):
- * accord serve --workers 2 vs 1, CPU per persisted update (bench/results/workers.md).
+ * accord serve --workers 2 vs 1, CPU per persisted update (bench/results/workers.md), and floor (14):
+ * latency at 10% and 50% of saturation against the bare relay, the no-persistence path and a
+ * LevelDB commit alone (bench/results/floor.md).
  * --report-only rewrites bench.md and the docs/benchmarks.md section from bench.json.
  * Writes bench/results/bench.{json,md} and the docs/benchmarks.md section between the bench markers.
  */
@@ -43,12 +45,13 @@ import { runCluster } from './scenario-cluster.ts'
 import { runClusterMany } from './scenario-cluster-many.ts'
 import { runClusterCost } from './scenario-cluster-cost.ts'
 import { runWorkers } from './scenario-workers.ts'
+import { runFloor } from './scenario-floor.ts'
 import { runBundle } from './scenario-bundle.ts'
 import { runInspector } from './scenario-inspector.ts'
 import { runState } from './scenario-state.ts'
 import { root } from './servers.ts'
 
-type Name = 'limits' | 'saturation' | 'many' | 'hot' | 'cold' | 'heap' | 'history' | 'cluster' | 'bundle' | 'state' | 'inspector' | 'cluster-many' | 'cluster-cost' | 'workers'
+type Name = 'limits' | 'saturation' | 'many' | 'hot' | 'cold' | 'heap' | 'history' | 'cluster' | 'bundle' | 'state' | 'inspector' | 'cluster-many' | 'cluster-cost' | 'workers' | 'floor'
 const SCENARIOS: Array<{ name: Name, alias: string, run: (ctx: Context) => Promise<unknown> }> = [
   { name: 'limits', alias: '0', run: ctx => measureLimits(ctx.quick) },
   { name: 'saturation', alias: '1', run: runSaturation },
@@ -70,9 +73,11 @@ const SCENARIOS: Array<{ name: Name, alias: string, run: (ctx: Context) => Promi
   // CPU per persisted update over every process (PostgreSQL + Redis + nginx); own table.
   { name: 'cluster-cost', alias: '12', run: runClusterCost },
   // accord serve --workers 2 vs 1: CPU per persisted update over every process; own table.
-  { name: 'workers', alias: '13', run: runWorkers }
+  { name: 'workers', alias: '13', run: runWorkers },
+  // Latency near the floor: Accord vs the bare relay and its own no-persistence path at 10% and 50% of saturation; own table.
+  { name: 'floor', alias: '14', run: runFloor }
 ]
-const ONLY_WHEN_NAMED: Name[] = ['cluster', 'state', 'cluster-many', 'cluster-cost', 'workers']
+const ONLY_WHEN_NAMED: Name[] = ['cluster', 'state', 'cluster-many', 'cluster-cost', 'workers', 'floor']
 
 const { values } = parseArgs({
   options: {
