@@ -17,7 +17,7 @@ import { DEFAULT_TIMEOUTS } from '../src/model/runtime.ts'
 import type { ZodType } from 'zod'
 import { createChangeFeed, type ChangeFeed, type RecordListener, type SubscribeOptions } from './sync/feed.ts'
 import * as history from './history/history.ts'
-import { createLogger, type Logger } from './ops/log.ts'
+import { loggerOf } from './ops/log.ts'
 import { createRegistry, type Registry } from './sync/registry.ts'
 import type { RetentionPolicy } from '../src/store/retention.ts'
 import { sweepWorkflows } from './history/sweep.ts'
@@ -82,9 +82,6 @@ export interface AccordServer {
   checkDeadlines: () => Promise<void>
 }
 
-const isLogger = (value: unknown): value is Logger =>
-  typeof value === 'object' && value !== null && typeof (value as Logger).info === 'function'
-
 const LOOPBACK = ['127.0.0.1', 'localhost', '::1']
 
 /** Everything a listening server holds: made once by start(), never changed; close() releases it. */
@@ -110,7 +107,7 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
   const host = options.host ?? '127.0.0.1'
   const port = options.port ?? 1234
   const maxMessageSize = options.maxMessageSize ?? 16 * 1024 * 1024
-  const log = isLogger(options.log) ? options.log : createLogger(options.log)
+  const log = loggerOf(options.log)
   const ownsStore = options.store === undefined
   const retention: RetentionPolicy = { maxVersions: 100, archiveAfterDays: 30, ...options.retention }
   const snapshots: history.SnapshotPolicy = { keepRoutine: 3, recoveryDays: 7, ...options.snapshots }

@@ -26,3 +26,7 @@ export const createLogger = ({ level = 'info', write = line => process.stderr.wr
   }
   return { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') }
 }
+
+/** A given logger as it is, or the built-in one made from options (createServer's `log`). */
+export const loggerOf = (log: Logger | LoggerOptions | undefined): Logger =>
+  typeof (log as Logger | undefined)?.info === 'function' ? log as Logger : createLogger(log as LoggerOptions | undefined)

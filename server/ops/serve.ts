@@ -10,7 +10,7 @@ import { readFile } from 'node:fs/promises'
 import { pathToFileURL } from 'node:url'
 import { createServer } from '../server.ts'
 import type { ServerOptions } from '../options.ts'
-import type { LogLevel, Logger, LoggerOptions } from './log.ts'
+import type { LogLevel } from './log.ts'
 import { LOG_LEVELS } from './log.ts'
 import { createMemoryStore } from '../../src/store/memory.ts'
 import type { Store } from '../../src/store/store.ts'
@@ -20,7 +20,7 @@ import { describePostgresError, describeRedisError, redact } from './service-err
 import { resolveSettings, type Settings } from './serve-settings.ts'
 import { parseEncryptionKey } from '../../src/store/frame.ts'
 import os from 'node:os'
-import { createLogger } from './log.ts'
+import { loggerOf } from './log.ts'
 import { prepareLayout, readLayout } from '../workers/layout.ts'
 import { WORKER_ENV, WorkerIdentitySchema, type WorkerIdentity } from '../workers/messages.ts'
 import { createWorkerPool } from '../workers/pool.ts'
@@ -186,13 +186,11 @@ const serveAsWorker = async (identity: WorkerIdentity, options: ServerOptions, s
   })
 }
 
-const isLoggerOptions = (log: ServerOptions['log']): log is LoggerOptions | undefined => typeof (log as Logger | undefined)?.info !== 'function'
-
 /** The primary of `--workers N`: the public port, routing by workflow, N worker processes. */
 const servePrimary = async (workers: number, options: ServerOptions, storeUrl: string | undefined): Promise<number> => {
   if (options.mcp !== undefined) throw new UsageError('--mcp needs --workers 1: an MCP session reads and writes workflows of every shard')
   const dataDirs = storeUrl === undefined ? await prepareLayout(options.dataDir ?? './data', workers) : Array.from({ length: workers }, () => null)
-  const log = isLoggerOptions(options.log) ? createLogger(options.log) : options.log
+  const log = loggerOf(options.log)
   const pool = createWorkerPool({ workers, dataDirs, log })
   const shared = isPostgresUrl(storeUrl)
   const front = createFront({

@@ -12,7 +12,7 @@ import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue } fro
 import { AccordError } from '../../src/model/errors.ts'
 import { streamMergedBackup } from '../ops/backup.ts'
 import type { WorkerPool } from './pool.ts'
-import { ask, endToEnd, open, sendUnavailable, type Answer } from './relay.ts'
+import { endToEnd, sendUnavailable, type Answer, type WorkerLink } from './relay.ts'
 
 export interface FanIn {
   list: (req: http.IncomingMessage, res: http.ServerResponse) => Promise<void>
@@ -24,10 +24,9 @@ export interface FanIn {
 
 const KEEP_ALIVE_MS = 15_000
 
-export const createFanIn = (pool: WorkerPool, agents: http.Agent[]): FanIn => {
-  const indexes = agents.map((_, i) => i)
+export const createFanIn = (pool: WorkerPool, links: WorkerLink[]): FanIn => {
   const askAll = (method: string, path: string, headers: http.IncomingHttpHeaders): Promise<Answer[]> =>
-    Promise.all(indexes.map(i => ask(pool.socketPath(i), i, method, path, headers, agents[i] as http.Agent)))
+    Promise.all(links.map(link => link.ask(method, path, headers)))
   /** The first refusal, passed on as the worker gave it; true when every answer was 200. */
   const allOk = (answers: Answer[], res: http.ServerResponse): boolean => {
     const refused = answers.find(a => a.status !== 200)
@@ -65,7 +64,7 @@ export const createFanIn = (pool: WorkerPool, agents: http.Agent[]): FanIn => {
       const workers = pool.describe()
       const answers = await Promise.all(workers.map(async w => w.state !== 'ready'
         ? null
-        : ask(pool.socketPath(w.index), w.index, 'GET', '/readyz', req.headers, agents[w.index] as http.Agent).catch(() => null)))
+        : (links[w.index] as WorkerLink).ask('GET', '/readyz', req.headers).catch(() => null)))
       const bodies = answers.map(a => a === null ? null : JSON.parse(a.body.toString('utf8')) as { ready: boolean, corruptWorkflows: unknown[] })
       const ready = bodies.every(b => b?.ready === true)
       const corruptWorkflows = bodies.flatMap(b => b?.corruptWorkflows ?? [])
@@ -79,7 +78,7 @@ export const createFanIn = (pool: WorkerPool, agents: http.Agent[]): FanIn => {
     },
 
     watch: guarded(async (req, res) => {
-      const streams = await Promise.all(indexes.map(i => open(pool.socketPath(i), i, 'GET', req.url ?? '/', req.headers, agents[i] as http.Agent)))
+      const streams = await Promise.all(links.map(link => link.open('GET', req.url ?? '/', req.headers)))
       const refused = streams.find(s => s.statusCode !== 200)
       if (refused !== undefined) {
         for (const s of streams) if (s !== refused) s.destroy()
@@ -119,18 +118,18 @@ export const createFanIn = (pool: WorkerPool, agents: http.Agent[]): FanIn => {
 
     backup: guarded(async (req, res) => {
       // Asked first for the answer of each, so a refusal (no admin right) is a clean 403.
-      const first = await open(pool.socketPath(0), 0, 'GET', '/v1/admin/backup', req.headers, agents[0] as http.Agent)
+      const [head, ...rest] = links as [WorkerLink, ...WorkerLink[]]
+      const first = await head.open('GET', '/v1/admin/backup', req.headers)
       if (first.statusCode !== 200) {
         res.writeHead(first.statusCode ?? 502, endToEnd(first.headers))
         first.pipe(res)
         return
       }
-      const shards = indexes.map(i => async () => i === 0
-        ? first
-        : open(pool.socketPath(i), i, 'GET', '/v1/admin/backup', req.headers, agents[i] as http.Agent).then(s => {
-          if (s.statusCode !== 200) throw new AccordError('WORKFLOW_UNAVAILABLE', `worker ${i} refused its part of the backup (${s.statusCode ?? 0})`)
-          return s
-        }))
+      const shards = [async () => first, ...rest.map(link => async () => {
+        const s = await link.open('GET', '/v1/admin/backup', req.headers)
+        if (s.statusCode !== 200) throw new AccordError('WORKFLOW_UNAVAILABLE', `worker ${link.index} refused its part of the backup (${s.statusCode ?? 0})`)
+        return s
+      })]
       try {
         await streamMergedBackup(shards, res)
       } catch {

@@ -12,13 +12,14 @@
  */
 import http from 'node:http'
 import https from 'node:https'
-import net, { type AddressInfo } from 'node:net'
+import type { AddressInfo, Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { Logger } from '../ops/log.ts'
 import { createFanIn } from './fan-in.ts'
 import type { WorkerPool } from './pool.ts'
 import { HttpError, sendError } from '../http/router.ts'
-import { relay, WorkerUnavailableError } from './relay.ts'
+import { ROUTES } from '../http/routes.ts'
+import { linkTo, WorkerUnavailableError, type WorkerLink } from './relay.ts'
 import { shardOf } from './shard-of.ts'
 
 export interface FrontOptions {
@@ -38,8 +39,6 @@ export interface Front {
   listen: (port: number, host: string) => Promise<{ host: string, port: number, url: string }>
   close: () => Promise<void>
 }
-
-const WORKFLOW_ROUTE = /^\/v1\/workflows\/([^/]+)/
 
 /** The workflow a path names, or null (then worker 0 answers, including its errors). */
 const idOf = (encoded: string | undefined): string | null => {
@@ -64,8 +63,8 @@ const refuseUpgrade = (socket: Duplex, err: WorkerUnavailableError): void => {
 }
 
 export const createFront = (o: FrontOptions): Front => {
-  const agents = Array.from({ length: o.workers }, () => new http.Agent({ keepAlive: true }))
-  const fanIn = createFanIn(o.pool, agents)
+  const links = Array.from({ length: o.workers }, (_, i) => linkTo(o.pool.socketPath(i), i))
+  const fanIn = createFanIn(o.pool, links)
   let next = 0
   /** Some ready worker, round robin: for routes any worker answers the same. */
   const anyWorker = (): number => {
@@ -79,7 +78,7 @@ export const createFront = (o: FrontOptions): Front => {
     return 0
   }
   const to = (i: number, req: http.IncomingMessage, res: http.ServerResponse, body?: Buffer): void => {
-    relay(o.pool.socketPath(i), i, req, res, agents[i] as http.Agent, body)
+    (links[i] as WorkerLink).relay(req, res, body)
   }
 
   /** POST /v1/workflows names its workflow in the body: read it (bounded) to find the owner. */
@@ -117,7 +116,8 @@ export const createFront = (o: FrontOptions): Front => {
     else if (pathname === '/v1/watch/workflows' && get) o.sharedFeed ? to(anyWorker(), req, res) : void fanIn.watch(req, res)
     else if (pathname === '/v1/admin/backup' && get) o.sharedStore ? to(anyWorker(), req, res) : void fanIn.backup(req, res)
     else {
-      const id = idOf(WORKFLOW_ROUTE.exec(pathname)?.[1])
+      // The route table (routes.ts) says which paths name a workflow: its rows with `:id`.
+      const id = idOf(ROUTES.map(r => r.pattern.exec(pathname)?.groups?.id).find(x => x !== undefined))
       // The inspector's files and every unknown path: worker 0 answers (its 404 is the server's).
       to(id === null ? 0 : shardOf(id, o.workers), req, res)
     }
@@ -131,17 +131,17 @@ export const createFront = (o: FrontOptions): Front => {
       return
     }
     // Bytes the client sent after its request (already a first frame, say) go along too.
-    const buffered = (socket as net.Socket).readableLength > 0 ? (socket as net.Socket).read() as Buffer : null
+    const buffered = (socket as Socket).readableLength > 0 ? (socket as Socket).read() as Buffer : null
     const bytes = rawHead(req, buffered === null ? head : Buffer.concat([head, buffered]))
     if (o.tls === undefined) {
       // The primary keeps its copy of the descriptor open until the worker acknowledges the
       // handle, and Node does not stop reading it: the client's first frame (sent the moment the
       // worker's 101 arrives) would be read here and dropped. Stop reading before the hand-off.
       ;(socket as unknown as { _handle?: { readStop?: () => number } | null })._handle?.readStop?.()
-      if (!o.pool.handOff(i, socket as net.Socket, bytes)) refuseUpgrade(socket, new WorkerUnavailableError(i))
+      if (!o.pool.handOff(i, socket as Socket, bytes)) refuseUpgrade(socket, new WorkerUnavailableError(i))
       return
     }
-    const upstream = net.connect(o.pool.socketPath(i))
+    const upstream = (links[i] as WorkerLink).connect()
     upstream.on('error', () => { socket.destroy() })
     socket.on('error', () => { upstream.destroy() })
     upstream.write(bytes)
@@ -165,7 +165,7 @@ export const createFront = (o: FrontOptions): Front => {
     close: async () => {
       server.closeAllConnections()
       await new Promise<void>(resolve => { server.close(() => { resolve() }) })
-      for (const agent of agents) agent.destroy()
+      for (const link of links) link.close()
     }
   }
 }

@@ -9,8 +9,6 @@ import { z } from 'zod'
 
 /** The worker's identity, given in the environment variable WORKER_ENV as JSON. */
 export const WorkerIdentitySchema = z.object({
-  index: z.number().int().nonnegative(),
-  workers: z.number().int().positive(),
   socketPath: z.string().min(1),
   /** This worker's LevelDB directory; null on a shared (PostgreSQL) or memory store. */
   dataDir: z.string().nullable()

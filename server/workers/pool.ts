@@ -70,7 +70,7 @@ export const createWorkerPool = (o: WorkerPoolOptions): WorkerPool => {
 
   /** Starts slot's process; resolves when it is ready, rejects with its refusal. */
   const spawn = (slot: Slot): Promise<void> => new Promise((resolve, reject) => {
-    const identity: WorkerIdentity = { index: slot.index, workers: o.workers, socketPath: socketPath(slot.index), dataDir: o.dataDirs[slot.index] ?? null }
+    const identity: WorkerIdentity = { socketPath: socketPath(slot.index), dataDir: o.dataDirs[slot.index] ?? null }
     rmSync(identity.socketPath, { force: true })
     const child = fork(process.argv[1] as string, process.argv.slice(2), {
       env: { ...process.env, [WORKER_ENV]: JSON.stringify(identity) },

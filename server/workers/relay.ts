@@ -3,10 +3,12 @@
  * relay a client's request as it is (streaming both ways, SSE included), or ask for a whole
  * response (the fan-in routes). Hop-by-hop headers stay on their own hop (RFC 9110 7.6.1).
  *
- *   relay(pool.socketPath(2), req, res)                       // the worker answers the client
- *   const { status, body } = await ask(pool.socketPath(0), 'GET', '/readyz', req.headers)
+ *   const link = linkTo(pool.socketPath(2), 2)
+ *   link.relay(req, res)                                        // the worker answers the client
+ *   const { status, body } = await link.ask('GET', '/readyz', req.headers)
  */
 import http from 'node:http'
+import net from 'node:net'
 import { AccordError } from '../../src/model/errors.ts'
 import { sendError } from '../http/router.ts'
 
@@ -33,39 +35,56 @@ export const sendUnavailable = (res: http.ServerResponse, err: AccordError): voi
   sendError(res, err)
 }
 
-/** Relays one request to the worker at `socketPath`; `body` when the primary already read it. */
-export const relay = (socketPath: string, index: number, req: http.IncomingMessage, res: http.ServerResponse, agent: http.Agent, body?: Buffer): void => {
-  const upstream = http.request({ socketPath, agent, method: req.method, path: req.url, headers: endToEnd(req.headers) })
-  upstream.on('response', answer => {
-    res.writeHead(answer.statusCode ?? 502, endToEnd(answer.headers))
-    answer.pipe(res)
-  })
-  upstream.on('error', err => { sendUnavailable(res, new WorkerUnavailableError(index, err)) })
-  // A client that leaves (an SSE reader, say) ends the worker's side too.
-  res.on('close', () => { if (!res.writableFinished) upstream.destroy() })
-  if (body !== undefined) upstream.end(body)
-  else req.pipe(upstream)
-}
-
 export interface Answer { status: number, headers: http.IncomingHttpHeaders, body: Buffer }
 
-/** One whole response from a worker; rejects with WorkerUnavailableError when it cannot be reached. */
-export const ask = (socketPath: string, index: number, method: string, path: string, headers: http.IncomingHttpHeaders, agent: http.Agent): Promise<Answer> =>
-  new Promise((resolve, reject) => {
-    const upstream = http.request({ socketPath, agent, method, path, headers: endToEnd(headers) }, answer => {
-      const chunks: Buffer[] = []
-      answer.on('data', (c: Buffer) => chunks.push(c))
-      answer.on('end', () => { resolve({ status: answer.statusCode ?? 502, headers: answer.headers, body: Buffer.concat(chunks) }) })
-      answer.on('error', err => { reject(new WorkerUnavailableError(index, err)) })
-    })
-    upstream.on('error', err => { reject(new WorkerUnavailableError(index, err)) })
-    upstream.end()
-  })
+/** The primary's line to one worker: its Unix socket and a keep-alive agent for it. */
+export interface WorkerLink {
+  readonly index: number
+  /** Relays a client's request as it is; `body` when the primary already read it. */
+  relay: (req: http.IncomingMessage, res: http.ServerResponse, body?: Buffer) => void
+  /** A streamed response (the SSE list feed, a backup); rejects with WorkerUnavailableError. */
+  open: (method: string, path: string, headers: http.IncomingHttpHeaders) => Promise<http.IncomingMessage>
+  /** One whole response; rejects with WorkerUnavailableError. */
+  ask: (method: string, path: string, headers: http.IncomingHttpHeaders) => Promise<Answer>
+  /** A raw connection (an upgrade piped under TLS). */
+  connect: () => net.Socket
+  close: () => void
+}
 
-/** A streamed response from a worker (the SSE list feed, a backup). */
-export const open = (socketPath: string, index: number, method: string, path: string, headers: http.IncomingHttpHeaders, agent: http.Agent): Promise<http.IncomingMessage> =>
-  new Promise((resolve, reject) => {
+export const linkTo = (socketPath: string, index: number): WorkerLink => {
+  const agent = new http.Agent({ keepAlive: true })
+  const unavailable = (err: unknown): WorkerUnavailableError => new WorkerUnavailableError(index, err)
+  const open: WorkerLink['open'] = (method, path, headers) => new Promise((resolve, reject) => {
     const upstream = http.request({ socketPath, agent, method, path, headers: endToEnd(headers) }, resolve)
-    upstream.on('error', err => { reject(new WorkerUnavailableError(index, err)) })
+    upstream.on('error', err => { reject(unavailable(err)) })
     upstream.end()
   })
+  return {
+    index,
+    relay: (req, res, body) => {
+      const upstream = http.request({ socketPath, agent, method: req.method, path: req.url, headers: endToEnd(req.headers) })
+      upstream.on('response', answer => {
+        res.writeHead(answer.statusCode ?? 502, endToEnd(answer.headers))
+        answer.pipe(res)
+      })
+      upstream.on('error', err => { sendUnavailable(res, unavailable(err)) })
+      // A client that leaves (an SSE reader, say) ends the worker's side too.
+      res.on('close', () => { if (!res.writableFinished) upstream.destroy() })
+      if (body !== undefined) upstream.end(body)
+      else req.pipe(upstream)
+    },
+    open,
+    ask: async (method, path, headers) => {
+      const answer = await open(method, path, headers)
+      const chunks: Buffer[] = []
+      try {
+        for await (const chunk of answer) chunks.push(chunk as Buffer)
+      } catch (err) {
+        throw unavailable(err)
+      }
+      return { status: answer.statusCode ?? 502, headers: answer.headers, body: Buffer.concat(chunks) }
+    },
+    connect: () => net.connect(socketPath),
+    close: () => { agent.destroy() }
+  }
+}
