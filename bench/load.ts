@@ -40,6 +40,9 @@ let sampleCount = 0
 let windowFrom = Number.POSITIVE_INFINITY
 let windowTo = Number.NEGATIVE_INFINITY
 let receivedInWindow = 0
+/** BENCH_SLOW=<ms>: receipts slower than this, as [ms since the window opened, latency, receiver], printed per step (a diagnostic). */
+const slowOver = Number(process.env.BENCH_SLOW ?? 0)
+let slow: Array<[number, number, string]> = []
 
 const record = (ms: number): void => {
   if (sampleCount === samples.length) {
@@ -73,19 +76,23 @@ const synced = (provider: WebsocketProvider, timeoutMs: number): Promise<boolean
       })
     })
 
-/** Opens `perWorkflow` agents on each workflow, `batch` at a time, and waits until all synced. */
-const connect = async ({ url, workflows, perWorkflow, batch = 100, timeoutMs = 60_000 }: { url: string, workflows: string[], perWorkflow: number, batch?: number, timeoutMs?: number }): Promise<{ agents: number, ms: number, unsynced: number }> => {
+/**
+ * Opens `perWorkflow` agents on each workflow, `batch` at a time, and waits until all synced.
+ * With `urls`, agent a of every workflow connects to `urls[a % urls.length]` (a chosen server per
+ * agent, for the cross-server figures); otherwise every agent to `url`.
+ */
+const connect = async ({ url, urls, workflows, perWorkflow, batch = 100, timeoutMs = 60_000 }: { url: string, urls?: string[], workflows: string[], perWorkflow: number, batch?: number, timeoutMs?: number }): Promise<{ agents: number, ms: number, unsynced: number }> => {
   await disconnect()
   agentsPerWorkflow = perWorkflow
   const started = performance.now()
   // Ordered so that consecutive sends go to different workflows: index = agent * W + workflow.
-  const order: Array<{ wf: string, name: string }> = []
-  for (let a = 0; a < perWorkflow; a++) for (const wf of workflows) order.push({ wf, name: `agent-${a}` })
+  const order: Array<{ wf: string, name: string, to: string }> = []
+  for (let a = 0; a < perWorkflow; a++) for (const wf of workflows) order.push({ wf, name: `agent-${a}`, to: urls?.[a % urls.length] ?? url })
   let unsynced = 0
   const teams = new Map<string, Map<string, Agent>>()
   for (let i = 0; i < order.length; i += batch) {
-    const group = order.slice(i, i + batch).map(({ wf, name }) => {
-      const { doc, provider } = openProvider(url, wf, name)
+    const group = order.slice(i, i + batch).map(({ wf, name, to }) => {
+      const { doc, provider } = openProvider(to, wf, name)
       const team = teams.get(wf) ?? new Map<string, Agent>()
       teams.set(wf, team)
       const agent: Agent = { name, doc, provider, map: stateMap(doc), seq: 0, sentAt: new Float64Array(RING), team, seen: new Map() }
@@ -105,6 +112,7 @@ const connect = async ({ url, workflows, perWorkflow, batch = 100, timeoutMs = 6
             if (at >= windowFrom && at < windowTo) {
               receivedInWindow++
               record(now - at)
+              if (slowOver > 0 && now - at > slowOver) slow.push([Math.round(at - windowFrom), Math.round(now - at), agent.name])
             }
           }
           if (seq > (agent.seen.get(key) ?? -1)) agent.seen.set(key, seq)
@@ -202,6 +210,8 @@ const step = async ({ rate, warmupMs, durationMs, drainMs = 3000 }: { rate: numb
     lagMax: Math.max(0, ...lags),
     updateBytes: i > 0 ? sentBytes / i : 0
   }
+  if (slowOver > 0) process.stderr.write(`slow receipts ${JSON.stringify(slow)}\n`)
+  slow = []
   windowFrom = Number.POSITIVE_INFINITY
   windowTo = Number.NEGATIVE_INFINITY
   return result

@@ -21,7 +21,8 @@
  * nginx affinity, LevelDB vs PostgreSQL (bench/results/cluster-cost.md), and workers (13):
  * accord serve --workers 2 vs 1, CPU per persisted update (bench/results/workers.md), and floor (14):
  * latency at 10% and 50% of saturation against the bare relay, the no-persistence path and a
- * LevelDB commit alone (bench/results/floor.md).
+ * LevelDB commit alone (bench/results/floor.md), and cross-server (15): p99 from a write on server A to
+ * its receipt on server C vs one server's, at fixed rates (bench/results/cross-server.md).
  * --report-only rewrites bench.md and the docs/benchmarks.md section from bench.json.
  * Writes bench/results/bench.{json,md} and the docs/benchmarks.md section between the bench markers.
  */
@@ -46,12 +47,13 @@ import { runClusterMany } from './scenario-cluster-many.ts'
 import { runClusterCost } from './scenario-cluster-cost.ts'
 import { runWorkers } from './scenario-workers.ts'
 import { runFloor } from './scenario-floor.ts'
+import { runCrossServer } from './scenario-cross-server.ts'
 import { runBundle } from './scenario-bundle.ts'
 import { runInspector } from './scenario-inspector.ts'
 import { runState } from './scenario-state.ts'
 import { root } from './servers.ts'
 
-type Name = 'limits' | 'saturation' | 'many' | 'hot' | 'cold' | 'heap' | 'history' | 'cluster' | 'bundle' | 'state' | 'inspector' | 'cluster-many' | 'cluster-cost' | 'workers' | 'floor'
+type Name = 'limits' | 'saturation' | 'many' | 'hot' | 'cold' | 'heap' | 'history' | 'cluster' | 'bundle' | 'state' | 'inspector' | 'cluster-many' | 'cluster-cost' | 'workers' | 'floor' | 'cross-server'
 const SCENARIOS: Array<{ name: Name, alias: string, run: (ctx: Context) => Promise<unknown> }> = [
   { name: 'limits', alias: '0', run: ctx => measureLimits(ctx.quick) },
   { name: 'saturation', alias: '1', run: runSaturation },
@@ -75,9 +77,11 @@ const SCENARIOS: Array<{ name: Name, alias: string, run: (ctx: Context) => Promi
   // accord serve --workers 2 vs 1: CPU per persisted update over every process; own table.
   { name: 'workers', alias: '13', run: runWorkers },
   // Latency near the floor: Accord vs the bare relay and its own no-persistence path at 10% and 50% of saturation; own table.
-  { name: 'floor', alias: '14', run: runFloor }
+  { name: 'floor', alias: '14', run: runFloor },
+  // Cross-server latency: a write on server A to its receipt on server C vs one server; own table.
+  { name: 'cross-server', alias: '15', run: runCrossServer }
 ]
-const ONLY_WHEN_NAMED: Name[] = ['cluster', 'state', 'cluster-many', 'cluster-cost', 'workers', 'floor']
+const ONLY_WHEN_NAMED: Name[] = ['cluster', 'state', 'cluster-many', 'cluster-cost', 'workers', 'floor', 'cross-server']
 
 const { values } = parseArgs({
   options: {

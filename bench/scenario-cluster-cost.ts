@@ -5,8 +5,8 @@
  *
  *   level-1        one server on LevelDB (no bus)
  *   pg-1           one server on PostgreSQL + Redis (cluster mode, the baseline of the ratios)
- *   pg-2-spread    two servers, connections spread round-robin
- *   pg-3-spread    three servers, connections spread round-robin (most writes are forwarded)
+ *   pg-2-spread    two servers, each connection to one picked at random (seeded per run)
+ *   pg-3-spread    three servers, connections spread at random (most writes are forwarded)
  *   pg-3-affinity  three servers behind nginx with the shipped config (hash by workflow id)
  *
  * CPU is read from /proc over the measurement window for every Accord server, every PostgreSQL
@@ -123,7 +123,7 @@ export const runClusterCost = async (ctx: Context): Promise<ClusterCostResult> =
             const ports = servers.map(s => Number(new URL(s.url).port))
             let url = servers[0]!.url
             if (setup.endsWith('-spread')) {
-              const balancer = await startBalancer(() => ports)
+              const balancer = await startBalancer(() => ports, { random: run + 1 })
               stops.push(() => balancer.close())
               url = balancer.url
             } else if (setup === 'pg-3-affinity') {
@@ -275,7 +275,7 @@ const costMarkdown = (r: ClusterCostResult, runs: number): string => {
     '',
     `${new Date().toISOString()}; ${r.workflows} workflows x ${r.agentsPerWorkflow} stock y-websocket agents, the same offered rates in every setup; ` +
       `load generator ${r.pinned ? 'pinned to core 1, Accord servers to core 0 (PostgreSQL and Redis unpinned)' : 'not pinned (no taskset)'}; medians over ${runs} run(s) (min-max). ` +
-      'CPU is summed from /proc over the window for every Accord server, every PostgreSQL process, Redis and nginx; the round-robin TCP balancer of the spread setups runs in the harness and is not counted. ' +
+      'CPU is summed from /proc over the window for every Accord server, every PostgreSQL process, Redis and nginx; the TCP balancer of the spread setups (a server picked at random per connection) runs in the harness and is not counted. ' +
       'Latency: submit to receipt by every other agent of the workflow (with connections spread, most receipts are on another server).',
     '',
     '| setup | offered/s | CPU s per 1,000 persisted updates (total) | Accord | PostgreSQL | Redis | nginx | x pg-1 | forwarded | WAL bytes / update | Redis bytes in / update | persisted/s | p50 / p99, ms |',

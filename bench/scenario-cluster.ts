@@ -46,7 +46,7 @@ export const runCluster = async (ctx: Context): Promise<ClusterResult> => {
         for (let i = 0; i < n; i++) { // one at a time: the first migrates
           servers.push(await startServer('accord', { dataDir: ctx.tmp, serveArgs: args, profileDir: ctx.profileDir, profileName: `cluster-${n}-${run}-${i}` }))
         }
-        const balancer = await startBalancer(() => servers.map(s => Number(new URL(s.url).port)))
+        const balancer = await startBalancer(() => servers.map(s => Number(new URL(s.url).port)), { random: run + 1 })
         const sum = async (f: (s: BenchServer) => Promise<number>): Promise<number> => (await Promise.all(servers.map(f))).reduce((a, b) => a + b, 0)
         const server: BenchServer = {
           kind: 'accord',

@@ -46,6 +46,8 @@ export interface StartOptions {
   serverOptions?: Record<string, unknown>
   /** More `accord serve` flags for the CLI server (the cluster: --store postgres://, --bus). */
   serveArgs?: string[]
+  /** Node/V8 flags for the CLI server's process (experiments: GC settings). */
+  nodeArgs?: string[]
 }
 
 export const root = path.resolve(import.meta.dirname, '..')
@@ -78,7 +80,7 @@ const profileArgs = (kind: Kind, o: StartOptions): string[] =>
   o.profileDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', path.join(o.profileDir, o.profileName ?? kind)]
 
 const startAccordCli = (kind: Kind, o: StartOptions): Promise<BenchServer> => new Promise((resolve, reject) => {
-  const args = [...profileArgs(kind, o), path.join(root, 'bin/accord.js'), 'serve', '--port', '0', '--data', o.dataDir, '--log-level', 'warn']
+  const args = [...o.nodeArgs ?? [], ...profileArgs(kind, o), path.join(root, 'bin/accord.js'), 'serve', '--port', '0', '--data', o.dataDir, '--log-level', 'warn']
   if (kind === 'accord-memory') args.push('--store', 'memory')
   args.push(...o.serveArgs ?? [])
   const child = spawn(process.execPath, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
