@@ -22,7 +22,9 @@
  * accord serve --workers 2 vs 1, CPU per persisted update (bench/results/workers.md), and floor (14):
  * latency at 10% and 50% of saturation against the bare relay, the no-persistence path and a
  * LevelDB commit alone (bench/results/floor.md), and cross-server (15): p99 from a write on server A to
- * its receipt on server C vs one server's, at fixed rates (bench/results/cross-server.md).
+ * its receipt on server C vs one server's, at fixed rates (bench/results/cross-server.md), and
+ * cluster-idle (16): PostgreSQL transactions and CPU of one cluster server holding 1,000 idle
+ * workflows (bench/results/cluster-idle.md).
  * --report-only rewrites bench.md and the docs/benchmarks.md section from bench.json.
  * Writes bench/results/bench.{json,md} and the docs/benchmarks.md section between the bench markers.
  */
@@ -48,12 +50,13 @@ import { runClusterCost } from './scenario-cluster-cost.ts'
 import { runWorkers } from './scenario-workers.ts'
 import { runFloor } from './scenario-floor.ts'
 import { runCrossServer } from './scenario-cross-server.ts'
+import { runClusterIdle } from './scenario-cluster-idle.ts'
 import { runBundle } from './scenario-bundle.ts'
 import { runInspector } from './scenario-inspector.ts'
 import { runState } from './scenario-state.ts'
 import { root } from './servers.ts'
 
-type Name = 'limits' | 'saturation' | 'many' | 'hot' | 'cold' | 'heap' | 'history' | 'cluster' | 'bundle' | 'state' | 'inspector' | 'cluster-many' | 'cluster-cost' | 'workers' | 'floor' | 'cross-server'
+type Name = 'limits' | 'saturation' | 'many' | 'hot' | 'cold' | 'heap' | 'history' | 'cluster' | 'bundle' | 'state' | 'inspector' | 'cluster-many' | 'cluster-cost' | 'workers' | 'floor' | 'cross-server' | 'cluster-idle'
 const SCENARIOS: Array<{ name: Name, alias: string, run: (ctx: Context) => Promise<unknown> }> = [
   { name: 'limits', alias: '0', run: ctx => measureLimits(ctx.quick) },
   { name: 'saturation', alias: '1', run: runSaturation },
@@ -79,9 +82,11 @@ const SCENARIOS: Array<{ name: Name, alias: string, run: (ctx: Context) => Promi
   // Latency near the floor: Accord vs the bare relay and its own no-persistence path at 10% and 50% of saturation; own table.
   { name: 'floor', alias: '14', run: runFloor },
   // Cross-server latency: a write on server A to its receipt on server C vs one server; own table.
-  { name: 'cross-server', alias: '15', run: runCrossServer }
+  { name: 'cross-server', alias: '15', run: runCrossServer },
+  // Idle cost of loaded workflows in cluster mode (reconcile): PostgreSQL transactions and CPU; own table.
+  { name: 'cluster-idle', alias: '16', run: runClusterIdle }
 ]
-const ONLY_WHEN_NAMED: Name[] = ['cluster', 'state', 'cluster-many', 'cluster-cost', 'workers', 'floor', 'cross-server']
+const ONLY_WHEN_NAMED: Name[] = ['cluster', 'state', 'cluster-many', 'cluster-cost', 'workers', 'floor', 'cross-server', 'cluster-idle']
 
 const { values } = parseArgs({
   options: {

@@ -27,7 +27,7 @@ import { STAGES, stageTimes, type Stage } from './stages.ts'
 import { pinToCore } from './pin.ts'
 import { freshDir, ids, withLoad, type Context } from './context.ts'
 import { startServer, type BenchServer } from './servers.ts'
-import { cpuSeconds, spread, type Spread } from './stats.ts'
+import { cpuByComm, spread, used, type Spread } from './stats.ts'
 import { measureStep, settle, type Load } from './steps.ts'
 import { startBalancer } from '../test/helpers/balancer.ts'
 import { nginxMissing, startNginx } from '../test/helpers/nginx.ts'
@@ -53,26 +53,6 @@ export interface CostRow {
 }
 
 export interface ClusterCostResult { rates: number[], workflows: number, agentsPerWorkflow: number, rows: CostRow[], pinned: boolean, skipped?: string }
-
-/** CPU seconds so far of every process whose command name is `comm`, by pid. */
-const cpuByComm = async (comm: string): Promise<Map<number, number>> => {
-  const out = new Map<number, number>()
-  for (const entry of await readdir('/proc')) {
-    if (!/^\d+$/.test(entry)) continue
-    const name = await readFile(`/proc/${entry}/comm`, 'utf8').catch(() => '') // the process left meanwhile
-    if (name.trim() !== comm) continue
-    const seconds = await cpuSeconds(Number(entry))
-    if (!Number.isNaN(seconds)) out.set(Number(entry), seconds)
-  }
-  return out
-}
-
-/** CPU used between two readings; a process that started in between counts in full. */
-const used = (a: Map<number, number>, b: Map<number, number>): number => {
-  let sum = 0
-  for (const [pid, s] of b) sum += s - (a.get(pid) ?? 0)
-  return sum
-}
 
 const metricSum = async (ports: number[], name: string): Promise<number> =>
   (await Promise.all(ports.map(port => metricOf(`http://127.0.0.1:${port}`, name)))).reduce((x, y) => x + y, 0)

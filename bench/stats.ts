@@ -43,3 +43,24 @@ export const cpuSeconds = async (pid: number | undefined): Promise<number> => {
     return Number.NaN
   }
 }
+
+/** CPU seconds so far of every process whose command name is `comm`, by pid. */
+export const cpuByComm = async (comm: string): Promise<Map<number, number>> => {
+  const fs = await import('node:fs/promises')
+  const out = new Map<number, number>()
+  for (const entry of await fs.readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    const name = await fs.readFile(`/proc/${entry}/comm`, 'utf8').catch(() => '') // the process left meanwhile
+    if (name.trim() !== comm) continue
+    const seconds = await cpuSeconds(Number(entry))
+    if (!Number.isNaN(seconds)) out.set(Number(entry), seconds)
+  }
+  return out
+}
+
+/** CPU used between two readings; a process that started in between counts in full. */
+export const used = (a: Map<number, number>, b: Map<number, number>): number => {
+  let sum = 0
+  for (const [pid, s] of b) sum += s - (a.get(pid) ?? 0)
+  return sum
+}

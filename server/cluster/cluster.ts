@@ -2,7 +2,8 @@
  * Cluster mode, wired: the Redis bus, a leased writer (leased-writer.ts) for every workflow the
  * registry loads, the bus's handlers (versions, presence, forwards, acknowledgements, lost
  * leases), the commit hook that publishes each version stored here, and the reconcile timer that
- * compares every loaded workflow with the store's head (so a missed bus message only delays).
+ * compares every loaded workflow with the store's head, all in one query (so a missed bus message
+ * only delays).
  *
  *   const cluster = createCluster(options.cluster, { store, log, track, onUnloadedVersion })
  *   const registry = createRegistry({ ..., writer: cluster.writer, hooks: [..., cluster.hook] })
@@ -19,6 +20,7 @@ import type { Store } from '../../src/store/store.ts'
 import type { Logger } from '../ops/log.ts'
 import type { CommitHook } from '../sync/commit-hooks.ts'
 import type { Registry } from '../sync/registry.ts'
+import type { Workflow } from '../sync/workflow.ts'
 import type { WriterFactory } from '../sync/writer.ts'
 import type { Forward } from './bus.ts'
 import { createRedisBus } from './bus-redis.ts'
@@ -94,13 +96,27 @@ export const createCluster = (options: ClusterOptions, ctx: ClusterContext): Clu
       const wf = registry.get(id)
       return wf === undefined ? undefined : writers.get(wf.doc)
     }
-    const reconcile = (): void => {
-      for (const wf of registry.all()) {
-        const leased = writers.get(wf.doc)
-        if (leased === undefined) continue
-        track(leased.catchUp(), 'catching up with the store')
-        track(leased.retryForwards(), 'retrying forwards')
+    // One heads query per pass for every loaded workflow (not a getMeta per workflow per second,
+    // each holding that workflow's commit queue for a round trip); only those behind catch up.
+    let comparing = false
+    const catchUpBehind = async (held: Array<[Workflow, LeasedWriter]>): Promise<void> => {
+      if (store.heads === undefined) {
+        for (const [, leased] of held) track(leased.catchUp(), 'catching up with the store')
+        return
       }
+      const heads = await store.heads(held.map(([wf]) => wf.id))
+      for (const [wf, leased] of held) if ((heads.get(wf.id) ?? 0) > wf.head) track(leased.catchUp(), 'catching up with the store')
+    }
+    const reconcile = (): void => {
+      const held = registry.all().flatMap(wf => {
+        const leased = writers.get(wf.doc)
+        return leased === undefined ? [] : [[wf, leased] as [Workflow, LeasedWriter]]
+      })
+      for (const [, leased] of held) track(leased.retryForwards(), 'retrying forwards')
+      // A pass still waiting on a slow store is not stacked with another.
+      if (held.length === 0 || comparing) return
+      comparing = true
+      track(catchUpBehind(held).finally(() => { comparing = false }), 'comparing with the store')
     }
     // Updates forwarded here are stored even if the lease moved meanwhile (the store keeps a
     // second writer safe); the workflow is loaded for it when it is not.

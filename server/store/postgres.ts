@@ -155,6 +155,14 @@ export const openPostgresStore = async (url: string, options: PostgresStoreOptio
     return row === undefined ? null : metaOf(id, bytes(row.meta))
   })
 
+  // The head column is kept equal to meta.head by every write (scan checks it), so no meta is decoded.
+  const heads: NonNullable<Store['heads']> = ids => wrap(`reading the heads of ${ids.length} workflows`, async () => {
+    const out = new Map<string, number>()
+    if (ids.length === 0) return out
+    for (const row of await query(`SELECT id, head FROM ${t.workflows} WHERE id = ANY($1::text[])`, [ids])) out.set(String(row.id), num(row.head))
+    return out
+  })
+
   // One statement, one snapshot: meta (kind 0), the newest keyframe (1), the log after it (2).
   const LOAD = `WITH kf AS (SELECT version, state FROM ${t.keyframes} WHERE workflow_id = $1 ORDER BY version DESC LIMIT 1)
     SELECT 0 AS kind, 0::bigint AS version, meta AS data FROM ${t.workflows} WHERE id = $1
@@ -497,7 +505,7 @@ export const openPostgresStore = async (url: string, options: PostgresStoreOptio
   }
 
   return {
-    load, getMeta, putMeta, commit, replay, version, versions, versionsAfter, archive, archivedThrough, keyframes,
+    load, getMeta, heads, putMeta, commit, replay, version, versions, versionsAfter, archive, archivedThrough, keyframes,
     putSnapshot, getSnapshot, listSnapshots, deleteSnapshots, putConflict, listConflicts, listViolations,
     countLog, listWorkflows, scan, exportRecords, deleteWorkflow, close
   }

@@ -192,6 +192,23 @@ export const storeContract = (name: string, open: () => Promise<Backend>, option
       expect(await b.store.countLog('wf-none')).toBe(0)
     })
 
+    it('heads: the stored head of each existing workflow in one call, unknown ids left out', async ctx => {
+      if (b.store.heads === undefined) {
+        ctx.skip('heads() is optional and this backend does not provide it (callers fall back to getMeta)')
+        return
+      }
+      const writers = [new Writer('wf-heads-a', 5), new Writer('wf-heads-b', 5)]
+      await writers[0]?.write(b.store, 7)
+      await writers[1]?.write(b.store, 3)
+      const heads = await b.store.heads(['wf-heads-a', 'wf-heads-none', 'wf-heads-b'])
+      expect(Object.fromEntries(heads)).toEqual({ 'wf-heads-a': 7, 'wf-heads-b': 3 })
+      expect((await b.store.heads([])).size).toBe(0)
+      // Another server's commit is seen at once (what the cluster's reconcile relies on).
+      const other = b.another === undefined ? b.store : await b.another()
+      await writers[1]?.write(other, 1)
+      expect((await b.store.heads(['wf-heads-b'])).get('wf-heads-b')).toBe(4)
+    })
+
     it('commits of many workflows at once all land in order (LevelDB writes them as combined batches)', async () => {
       const writers = Array.from({ length: 8 }, (_, i) => new Writer(`wf-many-${i}`, 5))
       await Promise.all(writers.map(w => w.write(b.store, 12)))

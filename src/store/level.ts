@@ -54,6 +54,14 @@ export const openLevelStore = async (location: string, options: LevelStoreOption
     return value === undefined ? null : parse(WorkflowMetaSchema, k, value)
   })
 
+  const storedHeads: NonNullable<Store['heads']> = ids => wrap(`reading the heads of ${ids.length} workflows`, async () => {
+    const metaKeys = ids.map(keys.metaKey)
+    const values = await db.getMany(metaKeys)
+    const out = new Map<string, number>()
+    values.forEach((value, i) => { if (value !== undefined) out.set(ids[i] as string, parse(WorkflowMetaSchema, metaKeys[i] as string, value).head) })
+    return out
+  })
+
   const readKeyframe = async (id: string, atOrBefore?: number): Promise<Keyframe | null> => {
     for await (const [k, v] of db.iterator({ ...keys.kindRange(id, 'kf', { through: atOrBefore }), reverse: true, limit: 1 })) {
       return { version: keys.keyToNum(k), state: decompressOrCorrupt(k, unframe(k, v)) }
@@ -392,7 +400,7 @@ export const openLevelStore = async (location: string, options: LevelStoreOption
   }
 
   return {
-    load, getMeta, putMeta, commit, replay, version, versions, versionsAfter, archive, archivedThrough, keyframes,
+    load, getMeta, heads: storedHeads, putMeta, commit, replay, version, versions, versionsAfter, archive, archivedThrough, keyframes,
     putSnapshot, getSnapshot, listSnapshots, deleteSnapshots, putConflict, listConflicts, listViolations,
     countLog, listWorkflows, scan, exportRecords, deleteWorkflow, close
   }

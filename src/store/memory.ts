@@ -60,6 +60,7 @@ export const createMemoryStore = (): Store => {
       return { meta: metas.get(id) ?? null, keyframe, entries: d === undefined ? [] : entries(d, keyframe?.version ?? 0) }
     },
     getMeta: async id => metas.get(id) ?? null,
+    heads: async ids => new Map(ids.flatMap(id => { const m = metas.get(id); return m === undefined ? [] : [[id, m.head] as const] })),
     putMeta: async meta => { metas.set(meta.id, meta) },
     commit: async (id, c) => {
       const v = c.record.version

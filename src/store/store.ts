@@ -66,6 +66,12 @@ export interface Store {
   /** The newest keyframe plus every log entry after it. Throws CorruptDataError on damage. */
   load: (id: string) => Promise<StoredWorkflow>
   getMeta: (id: string) => Promise<WorkflowMeta | null>
+  /**
+   * The stored head of every workflow in `ids` that exists, in one round trip where the backend
+   * allows (the cluster compares every loaded workflow with the store each second: one query per
+   * server instead of one per workflow). Optional: without it, callers ask getMeta per id.
+   */
+  heads?: (ids: string[]) => Promise<Map<string, number>>
   putMeta: (meta: WorkflowMeta) => Promise<void>
   commit: (id: string, commit: Commit) => Promise<void>
   /** Keyframe at or before `version` and the entries up to `version` (hot or archived). */
