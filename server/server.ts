@@ -185,6 +185,8 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
           feed.publish(record)
           listWatch.publish(record)
         },
+        watchesUnloaded: id => feed.watching(id) || listWatch.active(),
+        onSkippedVersion: () => { metrics.busSkipped() },
         onForwarded: n => { metrics.forwarded(n) },
         onRace: () => { metrics.writerRace() }
       })

@@ -203,6 +203,24 @@ describe.skipIf(missing !== null)('cluster: PostgreSQL store + Redis bus', () =>
     expect(new Set(claimed).size).toBe(30)
   })
 
+  it('a server that neither holds nor watches a workflow skips its versions unread, and reads them again once its list feed is open', async () => {
+    fresh()
+    const [a, b] = await cluster(2)
+    const bBase = `http://127.0.0.1:${b!.srv.port}`
+    const writer = sdkAgent(a!.srv.url, 'wf-skip', 'writer')
+    await writer.whenSynced()
+    writer.update(d => { d.n = 1 })
+    await waitFor(async () => await metricOf(bBase, 'accord_bus_versions_skipped_total') >= 1, { what: 'b skips a version of a workflow it does not hold' })
+    expect(await metricOf(bBase, 'accord_workflows_loaded')).toBe(0)
+    const skipped = await metricOf(bBase, 'accord_bus_versions_skipped_total')
+    const feed = openSse(`${bBase}/v1/watch/workflows`)
+    expect(await feed.status).toBe(200)
+    writer.update(d => { d.n = 2 })
+    await waitFor(() => feed.events.some(e => e.event === 'workflow' && JSON.parse(e.data).workflowId === 'wf-skip' && JSON.parse(e.data).version >= 2), { what: "b's list feed sees the write on a" })
+    expect(await metricOf(bBase, 'accord_bus_versions_skipped_total')).toBe(skipped)
+    feed.close()
+  })
+
   it('a server that misses every bus message still converges from the store', async () => {
     fresh()
     const [a] = await cluster(1)

@@ -1,8 +1,10 @@
 /**
  * The cluster bus on Redis (see bus.ts for what it carries and why it may lose nothing important).
  *
- *   <prefix>versions      a Stream: one entry per stored version { s: server, v: encoded version },
- *                         trimmed to about `maxLen` entries; each server reads it with XREAD BLOCK
+ *   <prefix>versions      a Stream: one entry per stored version { s: server, w: workflow id,
+ *                         v: encoded version }, trimmed to about `maxLen` entries; each server
+ *                         reads it with XREAD BLOCK and decodes only the versions of workflows it
+ *                         holds or watches (an entry without `w`, from an older server, is decoded)
  *   <prefix>awareness     a pub/sub channel for presence (ephemeral by nature)
  *   <prefix>lock:<key>    SET NX PX locks, released only by their holder (compare-and-delete)
  *   <prefix>writer:<id>   the server id holding a workflow's writer lease (SET NX PX, renewed by
@@ -83,6 +85,11 @@ export const createRedisBus = (opts: RedisBusOptions): Bus => {
           const map = new Map<string, Buffer>()
           for (let i = 0; i + 1 < fields.length; i += 2) map.set((fields[i] as Buffer).toString(), fields[i + 1] as Buffer)
           if (map.get('s')?.toString() === serverId) continue
+          const workflow = map.get('w')
+          if (workflow !== undefined && !handlers.wants(workflow.toString())) {
+            handlers.onSkipped?.()
+            continue
+          }
           const data = map.get('v')
           if (data === undefined) continue
           try {
@@ -181,7 +188,7 @@ export const createRedisBus = (opts: RedisBusOptions): Bus => {
   const acknowledge: Bus['acknowledge'] = (to, ack) => { send(to, encodeServerMessage({ ack })) }
 
   const publishVersion: Bus['publishVersion'] = async version => {
-    await commands.xadd(stream, 'MAXLEN', '~', maxLen, '*', 's', serverId, 'v', Buffer.from(encodeVersion(version)))
+    await commands.xadd(stream, 'MAXLEN', '~', maxLen, '*', 's', serverId, 'w', version.record.workflowId, 'v', Buffer.from(encodeVersion(version)))
   }
 
   const publishAwareness: Bus['publishAwareness'] = (workflowId, update) => {

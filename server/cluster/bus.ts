@@ -28,6 +28,13 @@ import type { RemoteVersion } from '../sync/contracts.ts'
 export interface BusHandlers {
   /** A version another server stored. */
   onVersion: (version: RemoteVersion) => void
+  /**
+   * Whether this server needs versions of this workflow (it holds it, or something here watches
+   * it). Versions of the others are skipped before they are decoded.
+   */
+  wants: (workflowId: string) => boolean
+  /** A version was skipped unread: nothing here needs its workflow (metrics). */
+  onSkipped?: () => void
   /** A presence update from a client of another server. */
   onAwareness: (workflowId: string, update: Uint8Array) => void
   /** The bus (re)connected: anything may have been missed, reconcile with the store. */

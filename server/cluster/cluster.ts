@@ -44,6 +44,10 @@ export interface ClusterContext {
   track: (task: Promise<unknown>, what: string) => void
   /** A version another server stored, of a workflow not loaded here (the change feeds still want it). */
   onUnloadedVersion: (record: VersionRecord) => void
+  /** Whether the change feeds here want versions of this workflow while it is not loaded. */
+  watchesUnloaded: (workflowId: string) => boolean
+  /** A bus version was skipped unread: the workflow is neither loaded nor watched here (metrics). */
+  onSkippedVersion?: () => void
   /** Updates were forwarded to another server's writer (metrics). */
   onForwarded?: (updates: number) => void
   /** A commit found its version number taken by another server (metrics). */
@@ -132,6 +136,8 @@ export const createCluster = (options: ClusterOptions, ctx: ClusterContext): Clu
         if (leased !== undefined) track(leased.applyRemote(v), 'applying a remote version')
         else ctx.onUnloadedVersion(v.record)
       },
+      wants: id => registry.get(id) !== undefined || ctx.watchesUnloaded(id),
+      onSkipped: ctx.onSkippedVersion,
       onAwareness: (id, update) => { loaded(id)?.applyRemoteAwareness(update) },
       onReconnect: reconcile,
       onForward: f => { track(storeForwarded(f), 'storing forwarded updates') },

@@ -21,6 +21,8 @@ export interface ChangeFeed {
   subscribe: (workflowId: string, options: SubscribeOptions, listener: RecordListener) => Promise<() => void>
   /** Number of live subscriptions (tests, metrics). */
   size: () => number
+  /** Whether anyone here subscribes to this workflow's records (else a remote version need not be decoded for it). */
+  watching: (workflowId: string) => boolean
 }
 
 const related = (a: string, b: string): boolean =>
@@ -81,5 +83,5 @@ export const createChangeFeed = (store: Store): ChangeFeed => {
     return unsubscribe
   }
 
-  return { publish, subscribe, size: () => Array.from(listeners.values()).reduce((n, s) => n + s.size, 0) }
+  return { publish, subscribe, size: () => Array.from(listeners.values()).reduce((n, s) => n + s.size, 0), watching: id => listeners.has(id) }
 }

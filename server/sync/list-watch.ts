@@ -22,6 +22,8 @@ export type WorkflowEvent = z.infer<typeof WorkflowEventSchema>
 export interface ListWatch {
   publish: (record: VersionRecord) => void
   subscribe: (listener: (event: WorkflowEvent) => void) => () => void
+  /** Whether anyone here watches the list (else remote versions of unloaded workflows need not be decoded for it). */
+  active: () => boolean
 }
 
 export const createListWatch = (): ListWatch => {
@@ -35,6 +37,7 @@ export const createListWatch = (): ListWatch => {
     subscribe: listener => {
       listeners.add(listener)
       return () => { listeners.delete(listener) }
-    }
+    },
+    active: () => listeners.size > 0
   }
 }
