@@ -14,7 +14,8 @@
  * harness and is not counted. Bytes: PostgreSQL WAL and Redis network input over the window, per
  * persisted update. Latency: submit to receipt by every other agent of the workflow (with the
  * connections spread, most receipts are on another server: the cross-server figure).
- * Results: bench/results/cluster-cost.{json,md}.
+ * Results: bench/results/cluster-cost.{json,md}. BENCH_COST_SETUPS=pg-1,pg-3-affinity runs only those
+ * setups (a quick check; the results files then hold only them).
  */
 import { randomBytes } from 'node:crypto'
 import { readFile, readdir } from 'node:fs/promises'
@@ -35,6 +36,8 @@ import { POSTGRES_URL, REDIS_URL, dropServiceData, metricOf, servicesMissing } f
 
 type Setup = 'level-1' | 'pg-1' | 'pg-2-spread' | 'pg-3-spread' | 'pg-3-affinity'
 const SETUPS: Setup[] = ['level-1', 'pg-1', 'pg-2-spread', 'pg-3-spread', 'pg-3-affinity']
+const PROFILED: Setup[] = ['pg-1', 'pg-3-spread', 'pg-3-affinity']
+const PROFILE_RATE = 500
 
 export interface CostRow {
   setup: Setup
@@ -61,10 +64,11 @@ interface Sample { accord: number, postgres: Map<number, number>, redis: Map<num
 
 export const runClusterCost = async (ctx: Context): Promise<ClusterCostResult> => {
   // A low rate (latency near the floor) and a high one (the 2-core machine nearly busy).
-  // Under --profile: only one server and three spread, at the higher rate, for the stage table.
+  // Under --profile: one server, three spread and three with affinity, at the low rate (where
+  // three servers with affinity cost most over one), for the stage table.
   const profiling = ctx.profileDir !== undefined
-  const rates = profiling ? [1500] : [500, 1500]
-  const setups: Setup[] = profiling ? ['pg-1', 'pg-3-spread'] : SETUPS
+  const rates = profiling ? [PROFILE_RATE] : [500, 1500]
+  const setups: Setup[] = profiling ? PROFILED : process.env.BENCH_COST_SETUPS !== undefined ? process.env.BENCH_COST_SETUPS.split(',') as Setup[] : SETUPS
   /** Updates persisted over each setup's servers' whole lifetimes (what their profiles cover). */
   const lifetimePersisted = new Map<Setup, number>()
   const workflows = 20
@@ -131,8 +135,12 @@ export const runClusterCost = async (ctx: Context): Promise<ClusterCostResult> =
             }
             const c = await load.call<{ unsynced: number }>('connect', { url, workflows: ids(`cost-${setup}-r${run}`, workflows), perWorkflow: agentsPerWorkflow })
             if (c.unsynced > 0) throw new Error(`${c.unsynced} agents did not sync (${setup})`)
-            // A short warm-up step first: leases taken, JIT warm, pools full.
-            await measureStep(composite, load, rates[0] as number, { warmupMs: 500, durationMs: 1000 })
+            // A warm-up step first: leases taken, pools full, and the JIT warm on every server.
+            // At the highest rate and for long enough that each of three servers (a third of the
+            // updates each) has run the hot paths about as often as one server would: with a
+            // 1.5 s step at 500/s, three servers measured up to 1.7x one server's CPU at 500/s
+            // and 1.0x at the next rate, which ran after it.
+            await measureStep(composite, load, rates[rates.length - 1] as number, { warmupMs: 500, durationMs: Number(process.env.BENCH_COST_WARM_MS ?? 4000) })
             await settle(composite)
             for (const rate of rates) {
               const into = acc.get(rate) as Record<string, number[]>
@@ -224,19 +232,22 @@ const stageMarkdown = (r: StageReport, cost: ClusterCostResult): string => {
   const ms = (x: number): string => (x * 1000).toFixed(1)
   const total = (setup: string): number => r.rows.reduce((a, x) => a + (x.msPerUpdate[setup] ?? 0), 0)
   return [
-    '# Where the time goes: one server vs three spread, by stage (issue #20)',
+    '# Where the time goes: one server vs three, spread and with affinity, by stage (issue #20)',
     '',
-    `${new Date().toISOString()}; \`npm run bench -- --only cluster-cost --profile\`: PostgreSQL + Redis, 20 workflows x 5 stock y-websocket agents at 1,500 updates/s; ` +
+    `${new Date().toISOString()}; \`npm run bench -- --only cluster-cost --profile\`: PostgreSQL + Redis, 20 workflows x 5 stock y-websocket agents at ${PROFILE_RATE.toLocaleString('en-US')} updates/s; ` +
       `V8 CPU profiles of every Accord server's main thread over its whole life (start-up included), self time by file grouped into stages (bench/stages.ts), ` +
-      `divided by the updates those servers persisted (pg-1: ${r.persisted['pg-1'] ?? 0}, pg-3-spread: ${r.persisted['pg-3-spread'] ?? 0}). ` +
+      `divided by the updates those servers persisted (${PROFILED.map(x => `${x}: ${r.persisted[x] ?? 0}`).join(', ')}). ` +
       `In pg-3-spread ${(forwarded * 100).toFixed(0)}% of updates reached a server that is not their writer. PostgreSQL's and Redis's own CPU is not in this table (see cluster-cost.md). ` +
       'A sample is main-thread time in a frame, not CPU: it includes time the thread was runnable but waiting for core 0, which the servers share (with PostgreSQL unpinned), and profiling slows the servers. ' +
       'Compare the columns with each other, not with the CPU figures of the unprofiled tables.',
     '',
-    '| stage | pg-1, µs per update | pg-3-spread, µs per update | added by 3 servers spread |',
-    '|---|---|---|---|',
-    ...r.rows.map(x => `| ${x.stage} | ${ms(x.msPerUpdate['pg-1'] ?? 0)} | ${ms(x.msPerUpdate['pg-3-spread'] ?? 0)} | ${ms((x.msPerUpdate['pg-3-spread'] ?? 0) - (x.msPerUpdate['pg-1'] ?? 0))} |`),
-    `| **all Accord servers** | ${ms(total('pg-1'))} | ${ms(total('pg-3-spread'))} | ${ms(total('pg-3-spread') - total('pg-1'))} |`,
+    '| stage | pg-1, µs per update | pg-3-spread | added by 3 spread | pg-3-affinity | added by 3 with affinity |',
+    '|---|---|---|---|---|---|',
+    ...r.rows.map(x => {
+      const at = (setup: Setup): number => x.msPerUpdate[setup] ?? 0
+      return `| ${x.stage} | ${ms(at('pg-1'))} | ${ms(at('pg-3-spread'))} | ${ms(at('pg-3-spread') - at('pg-1'))} | ${ms(at('pg-3-affinity'))} | ${ms(at('pg-3-affinity') - at('pg-1'))} |`
+    }),
+    `| **all Accord servers** | ${ms(total('pg-1'))} | ${ms(total('pg-3-spread'))} | ${ms(total('pg-3-spread') - total('pg-1'))} | ${ms(total('pg-3-affinity'))} | ${ms(total('pg-3-affinity') - total('pg-1'))} |`,
     ''
   ].join('\n')
 }

@@ -31,7 +31,16 @@ const LABEL: Record<Setup, string> = {
   across: 'three servers, agents on A and C'
 }
 
-export interface CrossRow { setup: Setup, rate: number, p50: Spread, p99: Spread, forwardedShare: Spread, delivered: Spread }
+export interface CrossRow {
+  setup: Setup
+  rate: number
+  p50: Spread
+  p99: Spread
+  forwardedShare: Spread
+  delivered: Spread
+  /** CPU of each server (A, B, C) over the step, in cores. */
+  cores: Spread[]
+}
 export interface CrossResult {
   rates: number[]
   rows: CrossRow[]
@@ -82,7 +91,11 @@ export const runCrossServer = async (ctx: Context): Promise<CrossResult> => {
             acc.set(`${setup}@${rate}`, into)
             const push = (k: string, v: number): void => { (into[k] ??= []).push(v) }
             const before = { p: await composite.persisted(), f: await metricSum(ports, 'accord_forwarded_updates_total') }
+            const cpu0 = await Promise.all(servers.map(s => s.cpu()))
+            const t0 = performance.now()
             const step = await measureStep(composite, load, rate, timing)
+            const seconds = (performance.now() - t0) / 1000
+            const cores = (await Promise.all(servers.map(s => s.cpu()))).map((c, i) => (c - (cpu0[i] as number)) / seconds)
             await settle(composite)
             const persisted = await composite.persisted() - before.p
             const forwarded = await metricSum(ports, 'accord_forwarded_updates_total') - before.f
@@ -90,7 +103,8 @@ export const runCrossServer = async (ctx: Context): Promise<CrossResult> => {
             push('p99', step.latency.p99)
             push('forwarded', persisted > 0 ? forwarded / persisted : 0)
             push('delivered', step.delivered)
-            ctx.log(`    run ${run + 1}, ${setup} at ${rate}/s: p50 ${step.latency.p50.toFixed(2)} ms, p99 ${step.latency.p99.toFixed(2)} ms, forwarded ${(persisted > 0 ? forwarded / persisted * 100 : 0).toFixed(0)}%, delivered ${(step.delivered * 100).toFixed(1)}%`)
+            cores.forEach((c, i) => { push(`cores${i}`, c) })
+            ctx.log(`    run ${run + 1}, ${setup} at ${rate}/s: p50 ${step.latency.p50.toFixed(2)} ms, p99 ${step.latency.p99.toFixed(2)} ms, forwarded ${(persisted > 0 ? forwarded / persisted * 100 : 0).toFixed(0)}%, delivered ${(step.delivered * 100).toFixed(1)}%, cores by server ${cores.map(c => c.toFixed(3)).join(' / ')}`)
           }
         } finally {
           await load.call('disconnect').catch(() => {})
@@ -105,7 +119,7 @@ export const runCrossServer = async (ctx: Context): Promise<CrossResult> => {
     for (const setup of SETUPS) {
       const got = acc.get(`${setup}@${rate}`) ?? {}
       const s = (k: string): Spread => spread(got[k] ?? [])
-      rows.push({ setup, rate, p50: s('p50'), p99: s('p99'), forwardedShare: s('forwarded'), delivered: s('delivered') })
+      rows.push({ setup, rate, p50: s('p50'), p99: s('p99'), forwardedShare: s('forwarded'), delivered: s('delivered'), cores: [0, 1, 2].filter(i => got[`cores${i}`] !== undefined).map(i => s(`cores${i}`)) })
     }
   }
   const p99 = (setup: Setup, rate: number): number => rows.find(r => r.setup === setup && r.rate === rate)?.p99.median ?? Number.NaN
@@ -126,9 +140,9 @@ const crossMarkdown = (r: CrossResult, runs: number): string => [
     `${r.pinned ? 'load generator pinned to core 1, every Accord server to core 0 (PostgreSQL and Redis unpinned)' : 'not pinned (no taskset)'}; setups alternate within each run; medians over ${runs} run(s) (min-max). ` +
     'Agent 0 connects first, so server A is every workflow\'s writer. Across: agent 0 on A, agent 1 on C, so every receipt crosses servers (A commits and publishes, C applies; or C forwards to A, A commits). Latency: submit to receipt by the other agent.',
   '',
-  '| setup | offered/s | p50, ms | p99, ms | forwarded | delivered |',
-  '|---|---|---|---|---|---|',
-  ...r.rows.map(x => `| ${LABEL[x.setup]} | ${x.rate} | ${fmtSpread(x.p50)} | ${fmtSpread(x.p99)} | ${(x.forwardedShare.median * 100).toFixed(0)}% | ${(x.delivered.median * 100).toFixed(1)}% |`),
+  '| setup | offered/s | p50, ms | p99, ms | forwarded | delivered | CPU, cores: A / B / C |',
+  '|---|---|---|---|---|---|---|',
+  ...r.rows.map(x => `| ${LABEL[x.setup]} | ${x.rate} | ${fmtSpread(x.p50)} | ${fmtSpread(x.p99)} | ${(x.forwardedShare.median * 100).toFixed(0)}% | ${(x.delivered.median * 100).toFixed(1)}% | ${x.cores.map(c => c.median.toFixed(3)).join(' / ')} |`),
   '',
   '| target | across p99, ms | limit, ms | |',
   '|---|---|---|---|',
