@@ -133,7 +133,8 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
   const corrupt = new Map<string, { workflowId: string, error: string, at: number }>()
   /** Background tasks (retention, resolutions) that close() waits for. */
   const background = new Set<Promise<unknown>>()
-  const listWatch = createListWatch()
+  // In cluster mode an open list feed needs every workflow's versions from the bus.
+  const listWatch = createListWatch({ onActive: () => made.cluster?.watchAll() ?? (() => {}) })
 
   const track = (task: Promise<unknown>, what: string): void => {
     const p = task.catch(err => { log.error(`${what} failed`, { error: (err as Error).message }) })
@@ -172,7 +173,8 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
     const guard = verifier === null ? createOriginGuard({ allowedOrigins: options.allowedOrigins }) : () => null
     const store = options.store ?? await openLevelStore(path.resolve(options.dataDir ?? './data'), { sync: options.syncWrites, encryptionKey: options.encryptionKey })
     made.store = store
-    const feed = createChangeFeed(store)
+    // A change stream on a workflow not loaded here needs its versions from the bus (cluster mode).
+    const feed = createChangeFeed(store, { onWatched: id => made.cluster?.watch(id) ?? (() => {}) })
     // The gauges read the registry and the connections when scraped, after both are made.
     const metrics = createMetrics({ connections: () => admission.count(), loaded: () => reg.all(), corrupt: () => corrupt.size })
     const cluster = options.cluster === undefined
@@ -187,6 +189,7 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
         },
         watchesUnloaded: id => feed.watching(id) || listWatch.active(),
         onSkippedVersion: () => { metrics.busSkipped() },
+        onReceivedVersion: () => { metrics.busReceived() },
         onForwarded: n => { metrics.forwarded(n) },
         onRace: () => { metrics.writerRace() }
       })

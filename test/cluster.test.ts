@@ -203,21 +203,37 @@ describe.skipIf(missing !== null)('cluster: PostgreSQL store + Redis bus', () =>
     expect(new Set(claimed).size).toBe(30)
   })
 
-  it('a server that neither holds nor watches a workflow skips its versions unread, and reads them again once its list feed is open', async () => {
+  it('a server receives from the bus only the workflows it holds or watches: nothing while idle, a workflow once a change stream on it is open, every workflow once its list feed is', async () => {
     fresh()
-    const [a, b] = await cluster(2)
+    const [a, b, c] = await cluster(3)
     const bBase = `http://127.0.0.1:${b!.srv.port}`
+    // The writer's server loads the workflow first, so a writes it and c receives over the bus.
     const writer = sdkAgent(a!.srv.url, 'wf-skip', 'writer')
     await writer.whenSynced()
+    const watcher = stockClient(c!.srv.url, 'wf-skip')
+    await watcher.synced()
     writer.update(d => { d.n = 1 })
-    await waitFor(async () => await metricOf(bBase, 'accord_bus_versions_skipped_total') >= 1, { what: 'b skips a version of a workflow it does not hold' })
+    // c holds the workflow and receives the version over the bus; b holds nothing and reads nothing.
+    await waitFor(() => watcher.doc.getMap('state').get('n') === 1, { what: 'c receives the version' })
+    expect(await metricOf(`http://127.0.0.1:${c!.srv.port}`, 'accord_bus_versions_received_total')).toBeGreaterThanOrEqual(1)
     expect(await metricOf(bBase, 'accord_workflows_loaded')).toBe(0)
-    const skipped = await metricOf(bBase, 'accord_bus_versions_skipped_total')
+    expect(await metricOf(bBase, 'accord_bus_versions_received_total')).toBe(0)
+    expect(await metricOf(bBase, 'accord_bus_versions_skipped_total')).toBe(0)
+    // A change stream on b for the workflow: b now receives its versions, live.
+    const changes = openSse(`${bBase}/v1/workflows/wf-skip/events`)
+    expect(await changes.status).toBe(200)
+    writer.update(d => { d.n = 2 })
+    await waitFor(() => changes.events.some(e => e.event === 'change' && JSON.parse(e.data).changes.some((op: { path: string, value?: unknown }) => op.path === '/n' && op.value === 2)), { what: 'a change stream on b sees the write on a' })
+    expect(await metricOf(bBase, 'accord_bus_versions_received_total')).toBeGreaterThanOrEqual(1)
+    expect(await metricOf(bBase, 'accord_workflows_loaded')).toBe(0)
+    changes.close()
+    // The list feed on b: every workflow's versions, here another workflow's.
     const feed = openSse(`${bBase}/v1/watch/workflows`)
     expect(await feed.status).toBe(200)
-    writer.update(d => { d.n = 2 })
-    await waitFor(() => feed.events.some(e => e.event === 'workflow' && JSON.parse(e.data).workflowId === 'wf-skip' && JSON.parse(e.data).version >= 2), { what: "b's list feed sees the write on a" })
-    expect(await metricOf(bBase, 'accord_bus_versions_skipped_total')).toBe(skipped)
+    const other = sdkAgent(a!.srv.url, 'wf-listed', 'writer')
+    await other.whenSynced()
+    other.update(d => { d.n = 1 })
+    await waitFor(() => feed.events.some(e => e.event === 'workflow' && JSON.parse(e.data).workflowId === 'wf-listed'), { what: "b's list feed sees a write on a" })
     feed.close()
   })
 

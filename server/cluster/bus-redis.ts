@@ -1,10 +1,10 @@
 /**
  * The cluster bus on Redis (see bus.ts for what it carries and why it may lose nothing important).
  *
- *   <prefix>versions      a Stream: one entry per stored version { s: server, w: workflow id,
- *                         v: encoded version }, trimmed to about `maxLen` entries; each server
- *                         reads it with XREAD BLOCK and decodes only the versions of workflows it
- *                         holds or watches (an entry without `w`, from an older server, is decoded)
+ *   <prefix>versions:<p>  Streams, one per partition p of the workflow ids (bus-redis-versions.ts):
+ *                         one entry per stored version { s: server, w: workflow id, v: encoded
+ *                         version }; a server reads the partitions of the workflows it holds or
+ *                         watches with XREAD BLOCK and decodes only the entries of those
  *   <prefix>awareness     a pub/sub channel for presence (ephemeral by nature)
  *   <prefix>lock:<key>    SET NX PX locks, released only by their holder (compare-and-delete)
  *   <prefix>writer:<id>   the server id holding a workflow's writer lease (SET NX PX, renewed by
@@ -20,6 +20,7 @@ import type { Redis } from 'ioredis'
 import { AccordError } from '../../src/model/errors.ts'
 import { importOptional } from '../../src/model/optional-dependency.ts'
 import type { Logger } from '../ops/log.ts'
+import { createVersionStreams, type VersionStreams } from './bus-redis-versions.ts'
 import { decodeAwarenessMessage, decodeServerMessage, decodeVersion, encodeAwarenessMessage, encodeServerMessage, encodeVersion, type Bus, type BusHandlers } from './bus.ts'
 
 export interface RedisBusOptions {
@@ -27,8 +28,10 @@ export interface RedisBusOptions {
   log: Logger
   /** Key prefix, so several clusters (or test runs) can share one Redis. Default `accord:`. */
   prefix?: string
-  /** Approximate stream length kept (default 10,000 versions). */
+  /** Approximate length kept over all version streams (default 10,000 versions; at least 1,000 per partition). */
   maxLen?: number
+  /** Version stream partitions (default 64). Every server of a cluster must use the same count. */
+  partitions?: number
   /** Lock lease; a holder that dies releases it after this long (default 10 s). */
   lockTtlMs?: number
   /** How long `lock` waits for a held lock (default 10 s). */
@@ -48,7 +51,6 @@ return lost`
 export const createRedisBus = (opts: RedisBusOptions): Bus => {
   const serverId = randomBytes(8).toString('hex')
   const prefix = opts.prefix ?? 'accord:'
-  const stream = `${prefix}versions`
   const channel = `${prefix}awareness`
   const serverChannel = (id: string): string => `${prefix}server:${id}`
   const inbox = serverChannel(serverId)
@@ -64,41 +66,20 @@ export const createRedisBus = (opts: RedisBusOptions): Bus => {
   let subscriber: Redis
   let started = false
   let closed = false
-  let loop: Promise<void> = Promise.resolve()
+  let versions: VersionStreams | null = null
+  /** Watches asked for before start() made the streams, applied there. */
+  const early: Array<{ id: string | null, released: boolean, release: () => void }> = []
 
-  const readLoop = async (handlers: BusHandlers, from: string): Promise<void> => {
-    let last = from
-    while (!closed) {
-      let result: Array<[Buffer, Array<[Buffer, Buffer[]]>]> | null
-      try {
-        result = await reader.xreadBuffer('COUNT', 1000, 'BLOCK', 2000, 'STREAMS', stream, last) as typeof result
-      } catch (err) {
-        if (closed) return
-        opts.log.warn('bus read failed; reconciling with the store', { error: (err as Error).message })
-        handlers.onReconnect()
-        await new Promise(resolve => setTimeout(resolve, 200))
-        continue
-      }
-      for (const [, entries] of result ?? []) {
-        for (const [id, fields] of entries) {
-          last = id.toString()
-          const map = new Map<string, Buffer>()
-          for (let i = 0; i + 1 < fields.length; i += 2) map.set((fields[i] as Buffer).toString(), fields[i + 1] as Buffer)
-          if (map.get('s')?.toString() === serverId) continue
-          const workflow = map.get('w')
-          if (workflow !== undefined && !handlers.wants(workflow.toString())) {
-            handlers.onSkipped?.()
-            continue
-          }
-          const data = map.get('v')
-          if (data === undefined) continue
-          try {
-            handlers.onVersion(decodeVersion(data))
-          } catch (err) {
-            opts.log.warn('ignoring a malformed bus entry', { id: last, error: (err as Error).message })
-          }
-        }
-      }
+  const onEntry = (handlers: BusHandlers) => (workflowId: string | undefined, data: Buffer): void => {
+    // A partition holds other workflows too: skip theirs undecoded.
+    if (workflowId === undefined || !handlers.wants(workflowId)) {
+      handlers.onSkipped?.()
+      return
+    }
+    try {
+      handlers.onVersion(decodeVersion(data))
+    } catch (err) {
+      opts.log.warn('ignoring a malformed bus entry', { workflowId, error: (err as Error).message })
     }
   }
 
@@ -116,9 +97,9 @@ export const createRedisBus = (opts: RedisBusOptions): Bus => {
     subscriber = connect('sub')
     started = true
     await Promise.all([commands.connect(), reader.connect(), subscriber.connect()])
-    // Start reading at the stream's current end; the store covers anything older.
-    const tail = await commands.xrevrange(stream, '+', '-', 'COUNT', 1)
-    const from = tail[0]?.[0] ?? '0-0'
+    versions = createVersionStreams({ commands, reader, prefix, serverId, log: opts.log, maxLen, partitions: opts.partitions ?? 64 })
+    for (const w of early) if (!w.released) w.release = w.id === null ? versions.watchAll() : versions.watch(w.id)
+    early.length = 0
     subscriber.on('messageBuffer', (from: Buffer, message: Buffer) => {
       if (from.toString() === inbox) {
         try {
@@ -142,7 +123,18 @@ export const createRedisBus = (opts: RedisBusOptions): Bus => {
     renewTimer.unref()
     // After a reconnect the reader may have missed entries that were trimmed: reconcile.
     reader.on('ready', () => { if (!closed) handlers.onReconnect() })
-    loop = readLoop(handlers, from)
+    await versions.start({ onEntry: onEntry(handlers), onReadError: handlers.onReconnect })
+  }
+
+  /** Before start() a watch is remembered and applied once the streams exist. */
+  const watching = (id: string | null): (() => void) => {
+    if (versions !== null) return id === null ? versions.watchAll() : versions.watch(id)
+    const w = { id, released: false, release: () => {} }
+    early.push(w)
+    return () => {
+      w.released = true
+      w.release()
+    }
   }
 
   const renew = async (handlers: BusHandlers): Promise<void> => {
@@ -188,7 +180,8 @@ export const createRedisBus = (opts: RedisBusOptions): Bus => {
   const acknowledge: Bus['acknowledge'] = (to, ack) => { send(to, encodeServerMessage({ ack })) }
 
   const publishVersion: Bus['publishVersion'] = async version => {
-    await commands.xadd(stream, 'MAXLEN', '~', maxLen, '*', 's', serverId, 'w', version.record.workflowId, 'v', Buffer.from(encodeVersion(version)))
+    if (versions === null) throw new AccordError('CLOSED', 'the cluster bus has not started')
+    await versions.publish(version.record.workflowId, encodeVersion(version))
   }
 
   const publishAwareness: Bus['publishAwareness'] = (workflowId, update) => {
@@ -220,10 +213,23 @@ export const createRedisBus = (opts: RedisBusOptions): Bus => {
     if (!started) return
     await Promise.all(Array.from(held).map(releaseWriter))
     reader.disconnect()
-    await loop.catch(() => {})
+    await versions?.close()
     subscriber.disconnect()
     await commands.quit().catch(() => { commands.disconnect() })
   }
 
-  return { serverId, start, publishVersion, publishAwareness, lock, claimWriter, releaseWriter, forward, acknowledge, close }
+  return {
+    serverId,
+    start,
+    publishVersion,
+    publishAwareness,
+    watch: id => watching(id),
+    watchAll: () => watching(null),
+    lock,
+    claimWriter,
+    releaseWriter,
+    forward,
+    acknowledge,
+    close
+  }
 }

@@ -33,7 +33,7 @@ export interface BusHandlers {
    * it). Versions of the others are skipped before they are decoded.
    */
   wants: (workflowId: string) => boolean
-  /** A version was skipped unread: nothing here needs its workflow (metrics). */
+  /** A version read from a watched partition was skipped undecoded: another workflow's (metrics). */
   onSkipped?: () => void
   /** A presence update from a client of another server. */
   onAwareness: (workflowId: string, update: Uint8Array) => void
@@ -81,6 +81,13 @@ export interface Bus {
   start: (handlers: BusHandlers) => Promise<void>
   publishVersion: (version: RemoteVersion) => Promise<void>
   publishAwareness: (workflowId: string, update: Uint8Array) => void
+  /**
+   * One reason to receive the versions of `workflowId` (loaded here, or a change stream open on
+   * it); returns its release. A server receives only what it watches.
+   */
+  watch: (workflowId: string) => () => void
+  /** Receive the versions of every workflow (the list feed is open); returns the release. */
+  watchAll: () => () => void
   /** Runs `fn` while holding a cluster-wide lock on `key` (waits for it, bounded). */
   lock: <T>(key: string, fn: () => Promise<T>) => Promise<T>
   /**

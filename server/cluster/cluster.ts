@@ -46,8 +46,10 @@ export interface ClusterContext {
   onUnloadedVersion: (record: VersionRecord) => void
   /** Whether the change feeds here want versions of this workflow while it is not loaded. */
   watchesUnloaded: (workflowId: string) => boolean
-  /** A bus version was skipped unread: the workflow is neither loaded nor watched here (metrics). */
+  /** A version read from a watched partition was skipped undecoded: its workflow is neither loaded nor watched here (metrics). */
   onSkippedVersion?: () => void
+  /** A version another server stored was received and decoded here (metrics). */
+  onReceivedVersion?: () => void
   /** Updates were forwarded to another server's writer (metrics). */
   onForwarded?: (updates: number) => void
   /** A commit found its version number taken by another server (metrics). */
@@ -61,6 +63,10 @@ export interface Cluster {
   readonly writer: WriterFactory
   /** Publishes every version stored here to the other servers. */
   readonly hook: CommitHook
+  /** Receive a workflow's versions while it is not loaded here (a change stream is open); returns the release. */
+  watch: (workflowId: string) => () => void
+  /** Receive every workflow's versions (the list feed is open); returns the release. */
+  watchAll: () => () => void
   /** Connects the bus and starts serving the registry's workflows to the other servers. */
   start: (registry: Registry) => Promise<void>
   /** Stops reconciling: first on shutdown (the bus stays open for the registry's last flushes). */
@@ -104,12 +110,15 @@ export const createCluster = (options: ClusterOptions, ctx: ClusterContext): Clu
     // each holding that workflow's commit queue for a round trip); only those behind catch up.
     let comparing = false
     const catchUpBehind = async (held: Array<[Workflow, LeasedWriter]>): Promise<void> => {
-      if (store.heads === undefined) {
-        for (const [, leased] of held) track(leased.catchUp(), 'catching up with the store')
-        return
+      // Without heads (an optional Store method), or when that query fails, each workflow asks
+      // on its own, so one unreadable workflow cannot stop the others catching up.
+      const heads = await store.heads?.(held.map(([wf]) => wf.id)).catch((err: Error) => {
+        log.warn('reading the heads of loaded workflows failed; comparing one by one', { error: err.message })
+        return undefined
+      })
+      for (const [wf, leased] of held) {
+        if (heads === undefined || (heads.get(wf.id) ?? 0) > wf.head) track(leased.catchUp(), 'catching up with the store')
       }
-      const heads = await store.heads(held.map(([wf]) => wf.id))
-      for (const [wf, leased] of held) if ((heads.get(wf.id) ?? 0) > wf.head) track(leased.catchUp(), 'catching up with the store')
     }
     const reconcile = (): void => {
       const held = registry.all().flatMap(wf => {
@@ -132,6 +141,7 @@ export const createCluster = (options: ClusterOptions, ctx: ClusterContext): Clu
     })
     await bus.start({
       onVersion: v => {
+        ctx.onReceivedVersion?.()
         const leased = loaded(v.record.workflowId)
         if (leased !== undefined) track(leased.applyRemote(v), 'applying a remote version')
         else ctx.onUnloadedVersion(v.record)
@@ -158,5 +168,5 @@ export const createCluster = (options: ClusterOptions, ctx: ClusterContext): Clu
     await bus.close()
   }
 
-  return { serverId: bus.serverId, writer, hook, start, stop, close }
+  return { serverId: bus.serverId, writer, hook, watch: id => bus.watch(id), watchAll: () => bus.watchAll(), start, stop, close }
 }

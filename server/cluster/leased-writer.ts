@@ -36,7 +36,7 @@ import type { WorkflowWriter, WriterHost } from '../sync/writer.ts'
 import type { Bus, Forward } from './bus.ts'
 
 export interface LeasedWriterOptions {
-  bus: Pick<Bus, 'serverId' | 'lock' | 'publishAwareness' | 'claimWriter' | 'releaseWriter' | 'forward'>
+  bus: Pick<Bus, 'serverId' | 'lock' | 'publishAwareness' | 'claimWriter' | 'releaseWriter' | 'forward' | 'watch'>
   store: Store
   log: Logger
   /** How long a forward waits for its acknowledgement before it is sent again (or taken over). */
@@ -67,6 +67,8 @@ export class LeasedWriter implements WorkflowWriter {
   private ackedVersion = 0
   private settleWaiters: Array<() => void> = []
   private closed = false
+  /** Receiving this workflow's versions from the bus, from open to close. */
+  private unwatch: () => void = () => {}
 
   private constructor (host: WriterHost, state: JsonObject, opts: LeasedWriterOptions) {
     this.host = host
@@ -77,6 +79,7 @@ export class LeasedWriter implements WorkflowWriter {
   /** The writer of `host`'s workflow, with the lease claimed (or its holder learnt). */
   static async open (host: WriterHost, state: JsonObject, opts: LeasedWriterOptions): Promise<LeasedWriter> {
     const writer = new LeasedWriter(host, state, opts)
+    writer.unwatch = opts.bus.watch(host.id)
     writer.holder = await writer.claim()
     return writer
   }
@@ -187,6 +190,7 @@ export class LeasedWriter implements WorkflowWriter {
   close (): void {
     if (this.closed) return
     this.closed = true
+    this.unwatch()
     this.wake()
     if (this.isWriter) {
       this.opts.bus.releaseWriter(this.host.id).catch((err: Error) => { this.opts.log.warn('releasing the writer lease failed', { workflowId: this.host.id, error: err.message }) })

@@ -31,8 +31,10 @@ export interface Metrics {
   forwarded: (updates: number) => void
   /** Cluster mode: a commit found another server had stored the version number first. */
   writerRace: () => void
-  /** Cluster mode: a version on the bus was skipped unread (its workflow is neither loaded nor watched here). */
+  /** Cluster mode: a version read from a watched bus partition was skipped undecoded (another workflow's). */
   busSkipped: () => void
+  /** Cluster mode: a version another server stored was received from the bus and decoded. */
+  busReceived: () => void
 }
 
 const INACTIVE: ReadonlySet<AgentStatus> = new Set(['idle', 'archiving'])
@@ -82,7 +84,8 @@ export const createMetrics = (sources: MetricsSources): Metrics => {
     buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5], registers: [registry]
   })
   const forwarded = new Counter({ name: 'accord_forwarded_updates_total', help: 'Cluster: updates forwarded to the server that writes their workflow', registers: [registry] })
-  const skipped = new Counter({ name: 'accord_bus_versions_skipped_total', help: 'Cluster: versions other servers stored that this server skipped unread (workflow neither loaded nor watched here)', registers: [registry] })
+  const skipped = new Counter({ name: 'accord_bus_versions_skipped_total', help: 'Cluster: versions read from a bus partition this server watches, of a workflow it neither holds nor watches (skipped undecoded)', registers: [registry] })
+  const received = new Counter({ name: 'accord_bus_versions_received_total', help: 'Cluster: versions other servers stored that this server received and decoded (workflows it holds or watches)', registers: [registry] })
   const races = new Counter({ name: 'accord_writer_races_total', help: 'Cluster: commits that found the version number taken by another server (then renumbered)', registers: [registry] })
   new Gauge({ name: 'accord_workflows_written', help: 'Loaded workflows this server writes (holds the writer lease of, or the only server)', registers: [registry], collect () { this.set(sources.loaded().filter(wf => wf.isWriter).length) } })
   const corrupt = new Counter({ name: 'accord_corrupt_workflows_total', help: 'Workflow loads refused because stored data was damaged', labelNames: ['workflow'], registers: [registry] })
@@ -123,6 +126,7 @@ export const createMetrics = (sources: MetricsSources): Metrics => {
     corrupt: workflowId => { corrupt.inc({ workflow: workflowId }) },
     forwarded: n => { forwarded.inc(n) },
     writerRace: () => { races.inc() },
-    busSkipped: () => { skipped.inc() }
+    busSkipped: () => { skipped.inc() },
+    busReceived: () => { received.inc() }
   }
 }

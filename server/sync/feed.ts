@@ -37,8 +37,14 @@ export const filterRecord = (record: VersionRecord, path: string | undefined): V
 
 const PAGE = 500
 
-export const createChangeFeed = (store: Store): ChangeFeed => {
+export interface ChangeFeedOptions {
+  /** A workflow got its first subscriber here; returns what to run when its last one leaves (cluster: receive its versions). */
+  onWatched?: (workflowId: string) => () => void
+}
+
+export const createChangeFeed = (store: Store, feedOptions: ChangeFeedOptions = {}): ChangeFeed => {
   const listeners = new Map<string, Set<RecordListener>>()
+  const unwatch = new Map<string, () => void>()
 
   const publish = (record: VersionRecord): void => {
     for (const listener of listeners.get(record.workflowId) ?? []) listener(record)
@@ -58,12 +64,19 @@ export const createChangeFeed = (store: Store): ChangeFeed => {
       else deliver(record)
     }
     let set = listeners.get(workflowId)
-    if (set === undefined) listeners.set(workflowId, set = new Set())
+    if (set === undefined) {
+      listeners.set(workflowId, set = new Set())
+      if (feedOptions.onWatched !== undefined) unwatch.set(workflowId, feedOptions.onWatched(workflowId))
+    }
     set.add(live)
     const unsubscribe = (): void => {
       const s = listeners.get(workflowId)
       s?.delete(live)
-      if (s?.size === 0) listeners.delete(workflowId)
+      if (s?.size === 0) {
+        listeners.delete(workflowId)
+        unwatch.get(workflowId)?.()
+        unwatch.delete(workflowId)
+      }
     }
     if (buffer !== null) {
       try {

@@ -26,8 +26,14 @@ export interface ListWatch {
   active: () => boolean
 }
 
-export const createListWatch = (): ListWatch => {
+export interface ListWatchOptions {
+  /** The first watcher arrived; returns what to run when the last one leaves (cluster: receive every workflow's versions). */
+  onActive?: () => () => void
+}
+
+export const createListWatch = (options: ListWatchOptions = {}): ListWatch => {
   const listeners = new Set<(event: WorkflowEvent) => void>()
+  let inactive: (() => void) | null = null
   return {
     publish: record => {
       if (listeners.size === 0) return
@@ -36,7 +42,12 @@ export const createListWatch = (): ListWatch => {
     },
     subscribe: listener => {
       listeners.add(listener)
-      return () => { listeners.delete(listener) }
+      if (listeners.size === 1 && options.onActive !== undefined) inactive = options.onActive()
+      return () => {
+        if (!listeners.delete(listener) || listeners.size > 0) return
+        inactive?.()
+        inactive = null
+      }
     },
     active: () => listeners.size > 0
   }
