@@ -116,7 +116,11 @@ describe.skipIf(skip)('the inspector in a real browser', () => {
     await page.click('.timeline .row[data-version="4"]', { modifiers: ['Shift'] })
     await page.waitForSelector('.version-view[data-from="2"][data-to="4"] .diff tbody tr')
     expect(pathOf(page)).toBe('/ui/w/release-42/compare/2/4')
-    expect(await page.$$eval('.diff tbody tr .path', cells => cells.map(c => c.textContent)).then(p => p.sort())).toEqual(['/plan/owner', '/plan/steps/2'])
+    // The compare view can render its rows in more than one pass: wait for the paths, then
+    // assert (a timeout falls through to the assertion, which shows what was there).
+    const comparePaths = (): Promise<Array<string | null>> => page.$$eval('.version-view[data-from="2"][data-to="4"] .diff tbody tr .path', cells => cells.map(c => c.textContent).sort())
+    await page.waitForFunction(expected => JSON.stringify(Array.from(document.querySelectorAll('.version-view[data-from="2"][data-to="4"] .diff tbody tr .path')).map(c => c.textContent).sort()) === expected, JSON.stringify(['/plan/owner', '/plan/steps/2']), { timeout: 5000 }).catch(() => {})
+    expect(await comparePaths()).toEqual(['/plan/owner', '/plan/steps/2'])
     await screenshot(page, 'inspector-compare')
     // The back button returns to the version before.
     await page.goBack()
