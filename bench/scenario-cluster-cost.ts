@@ -27,12 +27,12 @@ import { summarise, type Summary } from './profile.ts'
 import { STAGES, stageTimes, type Stage } from './stages.ts'
 import { pinToCore } from './pin.ts'
 import { freshDir, ids, withLoad, type Context } from './context.ts'
-import { startServer, type BenchServer } from './servers.ts'
+import { metricSum, startServer, type BenchServer } from './servers.ts'
 import { cpuByComm, spread, used, type Spread } from './stats.ts'
 import { measureStep, settle, type Load } from './steps.ts'
 import { startBalancer } from '../test/helpers/balancer.ts'
 import { nginxMissing, startNginx } from '../test/helpers/nginx.ts'
-import { POSTGRES_URL, REDIS_URL, dropServiceData, metricOf, servicesMissing } from '../test/helpers/services.ts'
+import { POSTGRES_URL, REDIS_URL, dropServiceData, servicesMissing } from '../test/helpers/services.ts'
 
 type Setup = 'level-1' | 'pg-1' | 'pg-2-spread' | 'pg-3-spread' | 'pg-3-affinity'
 const SETUPS: Setup[] = ['level-1', 'pg-1', 'pg-2-spread', 'pg-3-spread', 'pg-3-affinity']
@@ -57,8 +57,6 @@ export interface CostRow {
 
 export interface ClusterCostResult { rates: number[], workflows: number, agentsPerWorkflow: number, rows: CostRow[], pinned: boolean, skipped?: string }
 
-const metricSum = async (ports: number[], name: string): Promise<number> =>
-  (await Promise.all(ports.map(port => metricOf(`http://127.0.0.1:${port}`, name)))).reduce((x, y) => x + y, 0)
 
 interface Sample { accord: number, postgres: Map<number, number>, redis: Map<number, number>, nginx: Map<number, number>, wal: number, redisIn: number, persisted: number, forwarded: number }
 

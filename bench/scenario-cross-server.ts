@@ -18,10 +18,10 @@ import { randomBytes } from 'node:crypto'
 import { freshDir, ids, withLoad, type Context } from './context.ts'
 import { fmtSpread, writeOwnTable } from './own-table.ts'
 import { pinToCore } from './pin.ts'
-import { startServer, type BenchServer } from './servers.ts'
+import { metricSum, startServer, type BenchServer } from './servers.ts'
 import { spread, type Spread } from './stats.ts'
 import { measureStep, settle, type Load } from './steps.ts'
-import { POSTGRES_URL, REDIS_URL, dropServiceData, metricOf, servicesMissing } from '../test/helpers/services.ts'
+import { POSTGRES_URL, REDIS_URL, dropServiceData, servicesMissing } from '../test/helpers/services.ts'
 
 type Setup = 'one' | 'same' | 'across'
 const SETUPS: Setup[] = ['one', 'same', 'across']
@@ -51,8 +51,6 @@ export interface CrossResult {
 
 const WORKFLOWS = 20
 
-const metricSum = async (ports: number[], name: string): Promise<number> =>
-  (await Promise.all(ports.map(port => metricOf(`http://127.0.0.1:${port}`, name)))).reduce((x, y) => x + y, 0)
 
 export const runCrossServer = async (ctx: Context): Promise<CrossResult> => {
   const rates = [100, 500]

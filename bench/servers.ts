@@ -71,6 +71,10 @@ const metric = async (port: number, name: string): Promise<number> => {
   return line === undefined ? 0 : Number(line.slice(name.length + 1))
 }
 
+/** A counter summed over several servers (a cluster's persisted or forwarded updates). */
+export const metricSum = async (ports: number[], name: string): Promise<number> =>
+  (await Promise.all(ports.map(port => metric(port, name)))).reduce((x, y) => x + y, 0)
+
 /**
  * Each server profiles into its own directory under profileDir: tsx's loader runs in a worker
  * thread that writes a profile too, and Node names files CPU.<date>.<pid>.<thread>.<seq>; the

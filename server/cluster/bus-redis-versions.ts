@@ -15,20 +15,18 @@
  * - Anything missed (trimmed entries, a reconnect, a clock far off) is repaired from the store by
  *   the cluster's reconcile, as before.
  *
- *   const versions = createVersionStreams({ commands, reader, prefix, serverId, log, maxLen, partitions })
- *   await versions.start({ onEntry, onReadError })
- *   const release = versions.watch('wf-1')
+ *   const versions = createVersionStreams({ prefix, serverId, log, maxLen, partitions })
+ *   const release = versions.watch('wf-1')   // before or after start
+ *   await versions.start({ commands, reader }, { onEntry, onReadError })
  *   await versions.publish('wf-1', bytes)
  */
 import type { Redis } from 'ioredis'
 import { digest } from 'lib0/hash/sha256'
 import { encodeUtf8 } from 'lib0/string'
+import { ClosedError } from '../../src/model/errors.ts'
 import type { Logger } from '../ops/log.ts'
 
 export interface VersionStreamsOptions {
-  /** The command connection (publishing, CLIENT UNBLOCK) and the connection that blocks on XREAD. */
-  commands: Redis
-  reader: Redis
   prefix: string
   serverId: string
   log: Logger
@@ -37,9 +35,15 @@ export interface VersionStreamsOptions {
   partitions: number
 }
 
+/** The command connection (publishing, CLIENT UNBLOCK) and the connection that blocks on XREAD. */
+export interface VersionConnections { commands: Redis, reader: Redis }
+
 export interface VersionStreams {
-  /** Starts the read loop: `onEntry` gets every entry of another server in a partition read. */
-  start: (handlers: { onEntry: (workflowId: string | undefined, data: Buffer) => void, onReadError: () => void }) => Promise<void>
+  /**
+   * Starts the read loop on the connections: `onEntry` gets every entry of another server in a
+   * partition read. Watches taken before start are read from then on.
+   */
+  start: (connections: VersionConnections, handlers: { onEntry: (workflowId: string | undefined, data: Buffer) => void, onReadError: () => void }) => Promise<void>
   publish: (workflowId: string, data: Uint8Array) => Promise<void>
   watch: (workflowId: string) => () => void
   watchAll: () => () => void
@@ -66,6 +70,7 @@ export const createVersionStreams = (o: VersionStreamsOptions): VersionStreams =
   const cursors = new Map<number, string>()
   /** Redis's clock minus ours, read at start (ids are Redis timestamps). */
   let clockOffset = 0
+  let conn: VersionConnections | null = null
   let readerId: number | null = null
   /** Increments each time the loop issues a read: an unblock retries until the read includes the change. */
   let generation = 0
@@ -86,7 +91,7 @@ export const createVersionStreams = (o: VersionStreamsOptions): VersionStreams =
     const seen = generation
     const unblock = (tries: number): void => {
       if (closed || generation !== seen || tries === 0) return
-      if (blocking && readerId !== null) o.commands.client('UNBLOCK', readerId).catch(() => {})
+      if (blocking && readerId !== null) conn?.commands.client('UNBLOCK', readerId).catch(() => {})
       // The UNBLOCK may overtake the read it was meant for: ask again until the loop went round.
       setTimeout(() => { unblock(tries - 1) }, 20).unref()
     }
@@ -136,7 +141,7 @@ export const createVersionStreams = (o: VersionStreamsOptions): VersionStreams =
     }
   }
 
-  const readLoop = async (h: Parameters<VersionStreams['start']>[0]): Promise<void> => {
+  const readLoop = async ({ reader }: VersionConnections, h: Parameters<VersionStreams['start']>[1]): Promise<void> => {
     while (!closed) {
       const parts = Array.from(cursors.keys())
       if (parts.length === 0) {
@@ -146,10 +151,10 @@ export const createVersionStreams = (o: VersionStreamsOptions): VersionStreams =
       }
       let result: Array<[Buffer, Array<[Buffer, Buffer[]]>]> | null
       try {
-        if (readerId === null) readerId = Number(await o.reader.client('ID'))
+        if (readerId === null) readerId = Number(await reader.client('ID'))
         generation++
         blocking = true
-        result = await o.reader.xreadBuffer('COUNT', 1000, 'BLOCK', 2000, 'STREAMS', ...parts.map(keyOf), ...parts.map(p => cursors.get(p) as string)) as typeof result
+        result = await reader.xreadBuffer('COUNT', 1000, 'BLOCK', 2000, 'STREAMS', ...parts.map(keyOf), ...parts.map(p => cursors.get(p) as string)) as typeof result
       } catch (err) {
         if (closed) return
         o.log.warn('bus read failed; reconciling with the store', { error: (err as Error).message })
@@ -175,16 +180,18 @@ export const createVersionStreams = (o: VersionStreamsOptions): VersionStreams =
     }
   }
 
-  const start: VersionStreams['start'] = async handlers => {
-    const [seconds, micros] = await o.commands.time()
+  const start: VersionStreams['start'] = async (connections, handlers) => {
+    conn = connections
+    const [seconds, micros] = await connections.commands.time()
     clockOffset = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000) - Date.now()
     // After a reconnect the reader has a new client id.
-    o.reader.on('ready', () => { readerId = null })
-    loop = readLoop(handlers)
+    connections.reader.on('ready', () => { readerId = null })
+    loop = readLoop(connections, handlers)
   }
 
   const publish: VersionStreams['publish'] = async (workflowId, data) => {
-    await o.commands.xadd(keyOf(partitionOf(workflowId)), 'MAXLEN', '~', perPartitionLen, '*', 's', o.serverId, 'w', workflowId, 'v', Buffer.from(data))
+    if (conn === null) throw new ClosedError('the cluster bus (not started)')
+    await conn.commands.xadd(keyOf(partitionOf(workflowId)), 'MAXLEN', '~', perPartitionLen, '*', 's', o.serverId, 'w', workflowId, 'v', Buffer.from(data))
   }
 
   const close: VersionStreams['close'] = async () => {

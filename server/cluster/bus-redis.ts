@@ -20,7 +20,7 @@ import type { Redis } from 'ioredis'
 import { AccordError } from '../../src/model/errors.ts'
 import { importOptional } from '../../src/model/optional-dependency.ts'
 import type { Logger } from '../ops/log.ts'
-import { createVersionStreams, type VersionStreams } from './bus-redis-versions.ts'
+import { createVersionStreams } from './bus-redis-versions.ts'
 import { decodeAwarenessMessage, decodeServerMessage, decodeVersion, encodeAwarenessMessage, encodeServerMessage, encodeVersion, type Bus, type BusHandlers } from './bus.ts'
 
 export interface RedisBusOptions {
@@ -66,9 +66,7 @@ export const createRedisBus = (opts: RedisBusOptions): Bus => {
   let subscriber: Redis
   let started = false
   let closed = false
-  let versions: VersionStreams | null = null
-  /** Watches asked for before start() made the streams, applied there. */
-  const early: Array<{ id: string | null, released: boolean, release: () => void }> = []
+  const versions = createVersionStreams({ prefix, serverId, log: opts.log, maxLen, partitions: opts.partitions ?? 64 })
 
   const onEntry = (handlers: BusHandlers) => (workflowId: string | undefined, data: Buffer): void => {
     // A partition holds other workflows too: skip theirs undecoded.
@@ -97,9 +95,6 @@ export const createRedisBus = (opts: RedisBusOptions): Bus => {
     subscriber = connect('sub')
     started = true
     await Promise.all([commands.connect(), reader.connect(), subscriber.connect()])
-    versions = createVersionStreams({ commands, reader, prefix, serverId, log: opts.log, maxLen, partitions: opts.partitions ?? 64 })
-    for (const w of early) if (!w.released) w.release = w.id === null ? versions.watchAll() : versions.watch(w.id)
-    early.length = 0
     subscriber.on('messageBuffer', (from: Buffer, message: Buffer) => {
       if (from.toString() === inbox) {
         try {
@@ -123,18 +118,7 @@ export const createRedisBus = (opts: RedisBusOptions): Bus => {
     renewTimer.unref()
     // After a reconnect the reader may have missed entries that were trimmed: reconcile.
     reader.on('ready', () => { if (!closed) handlers.onReconnect() })
-    await versions.start({ onEntry: onEntry(handlers), onReadError: handlers.onReconnect })
-  }
-
-  /** Before start() a watch is remembered and applied once the streams exist. */
-  const watching = (id: string | null): (() => void) => {
-    if (versions !== null) return id === null ? versions.watchAll() : versions.watch(id)
-    const w = { id, released: false, release: () => {} }
-    early.push(w)
-    return () => {
-      w.released = true
-      w.release()
-    }
+    await versions.start({ commands, reader }, { onEntry: onEntry(handlers), onReadError: handlers.onReconnect })
   }
 
   const renew = async (handlers: BusHandlers): Promise<void> => {
@@ -179,10 +163,7 @@ export const createRedisBus = (opts: RedisBusOptions): Bus => {
   const forward: Bus['forward'] = (to, f) => { send(to, encodeServerMessage({ forward: f })) }
   const acknowledge: Bus['acknowledge'] = (to, ack) => { send(to, encodeServerMessage({ ack })) }
 
-  const publishVersion: Bus['publishVersion'] = async version => {
-    if (versions === null) throw new AccordError('CLOSED', 'the cluster bus has not started')
-    await versions.publish(version.record.workflowId, encodeVersion(version))
-  }
+  const publishVersion: Bus['publishVersion'] = version => versions.publish(version.record.workflowId, encodeVersion(version))
 
   const publishAwareness: Bus['publishAwareness'] = (workflowId, update) => {
     commands.publish(channel, Buffer.from(encodeAwarenessMessage(serverId, workflowId, update))).catch((err: Error) => {
@@ -213,7 +194,7 @@ export const createRedisBus = (opts: RedisBusOptions): Bus => {
     if (!started) return
     await Promise.all(Array.from(held).map(releaseWriter))
     reader.disconnect()
-    await versions?.close()
+    await versions.close()
     subscriber.disconnect()
     await commands.quit().catch(() => { commands.disconnect() })
   }
@@ -223,8 +204,8 @@ export const createRedisBus = (opts: RedisBusOptions): Bus => {
     start,
     publishVersion,
     publishAwareness,
-    watch: id => watching(id),
-    watchAll: () => watching(null),
+    watch: versions.watch,
+    watchAll: versions.watchAll,
     lock,
     claimWriter,
     releaseWriter,
