@@ -176,7 +176,7 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
     // A change stream on a workflow not loaded here needs its versions from the bus (cluster mode).
     const feed = createChangeFeed(store, { onWatched: id => made.cluster?.watch(id) ?? (() => {}) })
     // The gauges read the registry and the connections when scraped, after both are made.
-    const metrics = createMetrics({ connections: () => admission.count(), loaded: () => reg.all(), corrupt: () => corrupt.size })
+    const metrics = createMetrics({ connections: () => admission.count(), loaded: () => reg.all(), corrupt: () => corrupt.size, busPartitions: () => made.cluster?.partitionsRead() ?? 0 })
     const cluster = options.cluster === undefined
       ? null
       : createCluster(options.cluster, {

@@ -11,6 +11,7 @@ import { waitFor, waitForConvergence } from './helpers/wait.ts'
 import { api, openSse } from './helpers/http.ts'
 import { expectGapless, historyOf } from './helpers/history.ts'
 import { POSTGRES_URL, REDIS_URL, dropServiceData, metricOf, serverIdOf, servicesMissing, uniqueName, writerOf } from './helpers/services.ts'
+import { Redis } from 'ioredis'
 import { openPostgresStore } from '../server/store/postgres.ts'
 import type { Store } from '../src/store/store.ts'
 
@@ -235,6 +236,55 @@ describe.skipIf(missing !== null)('cluster: PostgreSQL store + Redis bus', () =>
     other.update(d => { d.n = 1 })
     await waitFor(() => feed.events.some(e => e.event === 'workflow' && JSON.parse(e.data).workflowId === 'wf-listed'), { what: "b's list feed sees a write on a" })
     feed.close()
+  })
+
+  it('the writer reads no bus partition for a workflow it writes; a server that follows reads one, and the reads move with the lease', async () => {
+    fresh()
+    const [a, b] = await cluster(2)
+    const base = (node: Node): string => `http://127.0.0.1:${node.srv.port}`
+    const partitions = (node: Node): Promise<number> => metricOf(base(node), 'accord_bus_partitions_read')
+    const onA = sdkAgent(a!.srv.url, 'wf-own', 'on-a')
+    await onA.whenSynced()
+    const [idA, idB] = await Promise.all([serverIdOf(base(a!)), serverIdOf(base(b!))])
+    expect(await writerOf(prefix, 'wf-own')).toBe(idA)
+    expect(await partitions(a!)).toBe(0)
+    const onB = sdkAgent(b!.srv.url, 'wf-own', 'on-b')
+    await onB.whenSynced()
+    expect(await partitions(b!)).toBe(1)
+    onA.update(d => { d.a = 1 })
+    onB.update(d => { d.b = 1 })
+    await waitForConvergence([() => onA.state, () => onB.state])
+    expect(await metricOf(base(b!), 'accord_bus_versions_received_total')).toBeGreaterThanOrEqual(1)
+    expect(await partitions(a!)).toBe(0)
+
+    // Another server takes a's lease (as after a pause longer than the lease): a reads the bus
+    // again, and stops once it writes again.
+    const redis = new Redis(REDIS_URL)
+    try {
+      await redis.set(`${prefix}writer:wf-own`, 'elsewhere', 'PX', 2500)
+    } finally {
+      await redis.quit()
+    }
+    await waitFor(async () => await partitions(a!) === 1, { what: 'a reads the bus once its lease is gone' })
+    onA.update(d => { d.a = 2 })
+    await waitForConvergence([() => onA.state, () => onB.state])
+    expect(onB.state).toMatchObject({ a: 2, b: 1 })
+    const holder = await writerOf(prefix, 'wf-own')
+    const [writer, follower] = holder === idA ? [a!, b!] : [b!, a!]
+    expect([idA, idB]).toContain(holder)
+    await waitFor(async () => await partitions(writer) === 0, { what: 'the new writer stops reading' })
+    expect(await partitions(follower)).toBe(1)
+
+    // The follower's clients only: when the writer leaves, the follower takes over and stops reading.
+    const left = writer === a ? onA : onB
+    const stays = writer === a ? onB : onA
+    left.close()
+    await writer.stop()
+    stays.update(d => { d.last = true })
+    await waitFor(async () => await writerOf(prefix, 'wf-own') === (writer === a ? idB : idA), { what: 'the follower takes the lease' })
+    await waitFor(async () => await partitions(follower) === 0, { what: 'and reads no partition' })
+    expect((await api(base(follower), 'GET', '/v1/workflows/wf-own')).body.state).toMatchObject({ a: 2, b: 1, last: true })
+    expectGapless(await historyOf(follower.srv.server, 'wf-own'))
   })
 
   it('a server that misses every bus message still converges from the store', async () => {

@@ -49,6 +49,8 @@ export interface VersionStreams {
   watchAll: () => () => void
   /** The partition a workflow's versions go to (tests, tools). */
   partitionOf: (workflowId: string) => number
+  /** How many partitions are read now (metrics). */
+  partitionsRead: () => number
   close: () => Promise<void>
 }
 
@@ -200,5 +202,5 @@ export const createVersionStreams = (o: VersionStreamsOptions): VersionStreams =
     await loop.catch(() => {})
   }
 
-  return { start, publish, watch, watchAll, partitionOf, close }
+  return { start, publish, watch, watchAll, partitionOf, partitionsRead: () => cursors.size, close }
 }

@@ -150,9 +150,14 @@ export const createRedisBus = (opts: RedisBusOptions): Bus => {
     }
   }
 
+  /** Releases on their way: close waits for them, or a lease would outlive its server by up to leaseMs. */
+  const releasing = new Set<Promise<unknown>>()
   const releaseWriter: Bus['releaseWriter'] = async id => {
     if (!held.delete(id)) return
-    await commands.eval(RELEASE, 1, writerKey(id), serverId).catch(() => {})
+    const released = commands.eval(RELEASE, 1, writerKey(id), serverId).catch(() => {})
+    releasing.add(released)
+    await released
+    releasing.delete(released)
   }
 
   const send = (to: string, message: Uint8Array): void => {
@@ -192,7 +197,7 @@ export const createRedisBus = (opts: RedisBusOptions): Bus => {
     closed = true
     if (renewTimer !== null) clearInterval(renewTimer)
     if (!started) return
-    await Promise.all(Array.from(held).map(releaseWriter))
+    await Promise.all([...Array.from(held).map(releaseWriter), ...releasing])
     reader.disconnect()
     await versions.close()
     subscriber.disconnect()
@@ -206,6 +211,7 @@ export const createRedisBus = (opts: RedisBusOptions): Bus => {
     publishAwareness,
     watch: versions.watch,
     watchAll: versions.watchAll,
+    partitionsRead: versions.partitionsRead,
     lock,
     claimWriter,
     releaseWriter,

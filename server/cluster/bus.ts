@@ -88,6 +88,8 @@ export interface Bus {
   watch: (workflowId: string) => () => void
   /** Receive the versions of every workflow (the list feed is open); returns the release. */
   watchAll: () => () => void
+  /** How many of the bus's version partitions this server reads now (metrics). */
+  partitionsRead: () => number
   /** Runs `fn` while holding a cluster-wide lock on `key` (waits for it, bounded). */
   lock: <T>(key: string, fn: () => Promise<T>) => Promise<T>
   /**

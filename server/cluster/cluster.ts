@@ -67,6 +67,8 @@ export interface Cluster {
   watch: (workflowId: string) => () => void
   /** Receive every workflow's versions (the list feed is open); returns the release. */
   watchAll: () => () => void
+  /** How many of the bus's version partitions this server reads now (metrics). */
+  partitionsRead: () => number
   /** Connects the bus and starts serving the registry's workflows to the other servers. */
   start: (registry: Registry) => Promise<void>
   /** Stops reconciling: first on shutdown (the bus stays open for the registry's last flushes). */
@@ -168,5 +170,5 @@ export const createCluster = (options: ClusterOptions, ctx: ClusterContext): Clu
     await bus.close()
   }
 
-  return { serverId: bus.serverId, writer, hook, watch: id => bus.watch(id), watchAll: () => bus.watchAll(), start, stop, close }
+  return { serverId: bus.serverId, writer, hook, watch: id => bus.watch(id), watchAll: () => bus.watchAll(), partitionsRead: () => bus.partitionsRead(), start, stop, close }
 }

@@ -9,7 +9,9 @@
  * - Forward, acknowledge, retry, takeover: a forward unacknowledged after `forwardTimeoutMs`
  *   goes again to whoever holds the lease now; when nobody does, this server takes the lease and
  *   stores the forwarded windows itself, in the order sent (applying an update twice is a no-op).
- * - Versions stored elsewhere: the next one in line is applied from the bus message itself;
+ * - Versions stored elsewhere: received from the bus while another server writes (or who
+ *   writes is unknown); the lease holder reads none, since the versions of a workflow it writes
+ *   are its own. The next one in line is applied from the bus message itself;
  *   after a gap (or a missed message, found by reconciling) the workflow catches up from the
  *   store. A commit that finds its version number taken (a lease race) catches up the same way
  *   and the workflow renumbers its window; its changes are then a diff from the last version.
@@ -67,8 +69,8 @@ export class LeasedWriter implements WorkflowWriter {
   private ackedVersion = 0
   private settleWaiters: Array<() => void> = []
   private closed = false
-  /** Receiving this workflow's versions from the bus, from open to close. */
-  private unwatch: () => void = () => {}
+  /** Receiving this workflow's versions from the bus: set while another server may write it. */
+  private unwatch: (() => void) | null = null
 
   private constructor (host: WriterHost, state: JsonObject, opts: LeasedWriterOptions) {
     this.host = host
@@ -79,18 +81,36 @@ export class LeasedWriter implements WorkflowWriter {
   /** The writer of `host`'s workflow, with the lease claimed (or its holder learnt). */
   static async open (host: WriterHost, state: JsonObject, opts: LeasedWriterOptions): Promise<LeasedWriter> {
     const writer = new LeasedWriter(host, state, opts)
-    writer.unwatch = opts.bus.watch(host.id)
-    writer.holder = await writer.claim()
+    // Claimed before watching: a version the holder stores meanwhile is still read, since a
+    // newly watched partition is read from a little before now (and reconcile repairs the rest).
+    await writer.claim()
     return writer
   }
 
-  /** The writer lease's holder; on a lease error this server writes (the store keeps that safe). */
-  private async claim (): Promise<string> {
+  /**
+   * Learns the writer lease's holder. On a lease error this server writes (the store keeps that
+   * safe) and keeps reading the bus, since another server may hold the lease after all.
+   */
+  private async claim (): Promise<void> {
     try {
-      return await this.opts.bus.claimWriter(this.host.id)
+      this.setHolder(await this.opts.bus.claimWriter(this.host.id), true)
     } catch (err) {
       this.opts.log.warn('could not learn the writer; writing from this server', { workflowId: this.host.id, error: (err as Error).message })
-      return this.opts.bus.serverId
+      this.setHolder(this.opts.bus.serverId, false)
+    }
+  }
+
+  /**
+   * The holder changed: the bus is read for this workflow unless this server holds the lease
+   * (`leased`). With writer affinity that leaves most servers' partitions unread.
+   */
+  private setHolder (holder: string | null, leased: boolean): void {
+    this.holder = holder
+    const reads = !this.closed && !(leased && holder === this.opts.bus.serverId)
+    if (reads && this.unwatch === null) this.unwatch = this.opts.bus.watch(this.host.id)
+    if (!reads && this.unwatch !== null) {
+      this.unwatch()
+      this.unwatch = null
     }
   }
 
@@ -98,10 +118,7 @@ export class LeasedWriter implements WorkflowWriter {
 
   writesHere (): boolean | Promise<boolean> {
     if (this.holder !== null) return this.isWriter
-    return this.claim().then(holder => {
-      this.holder = holder
-      return this.isWriter
-    })
+    return this.claim().then(() => this.isWriter)
   }
 
   /** Sends the window to the writer (relayed here once stored). */
@@ -190,7 +207,7 @@ export class LeasedWriter implements WorkflowWriter {
   close (): void {
     if (this.closed) return
     this.closed = true
-    this.unwatch()
+    this.setHolder(this.holder, false)
     this.wake()
     if (this.isWriter) {
       this.opts.bus.releaseWriter(this.host.id).catch((err: Error) => { this.opts.log.warn('releasing the writer lease failed', { workflowId: this.host.id, error: err.message }) })
@@ -199,7 +216,7 @@ export class LeasedWriter implements WorkflowWriter {
 
   /** This server's lease was lost; the next write asks who writes now. */
   writerLost (): void {
-    this.holder = null
+    this.setHolder(null, false)
   }
 
   /** A presence update from a client of another server. */
@@ -275,7 +292,7 @@ export class LeasedWriter implements WorkflowWriter {
     const now = Date.now()
     const stale = Array.from(this.inflight).filter(([, e]) => now - e.sentAt >= this.opts.forwardTimeoutMs)
     if (stale.length === 0) return
-    this.holder = await this.claim()
+    await this.claim()
     if (this.isWriter) {
       this.opts.log.warn('taking over as writer', { workflowId: this.host.id, forwards: this.inflight.size })
       await this.host.enqueue(async () => {
@@ -288,7 +305,7 @@ export class LeasedWriter implements WorkflowWriter {
       return
     }
     for (const [seq, entry] of stale) {
-      entry.to = this.holder
+      entry.to = this.holder as string
       entry.sentAt = now
       this.send(seq)
     }

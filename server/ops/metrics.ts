@@ -19,6 +19,8 @@ export interface MetricsSources {
   connections: () => number
   loaded: () => Workflow[]
   corrupt: () => number
+  /** Cluster mode: how many bus partitions this server reads now. */
+  busPartitions?: () => number
 }
 
 export interface Metrics {
@@ -86,6 +88,7 @@ export const createMetrics = (sources: MetricsSources): Metrics => {
   const forwarded = new Counter({ name: 'accord_forwarded_updates_total', help: 'Cluster: updates forwarded to the server that writes their workflow', registers: [registry] })
   const skipped = new Counter({ name: 'accord_bus_versions_skipped_total', help: 'Cluster: versions read from a bus partition this server watches, of a workflow it neither holds nor watches (skipped undecoded)', registers: [registry] })
   const received = new Counter({ name: 'accord_bus_versions_received_total', help: 'Cluster: versions other servers stored that this server received and decoded (workflows it holds or watches)', registers: [registry] })
+  new Gauge({ name: 'accord_bus_partitions_read', help: 'Cluster: bus partitions this server reads now (those of workflows another server writes, or that a change stream or the list feed here watches)', registers: [registry], collect () { this.set(sources.busPartitions?.() ?? 0) } })
   const races = new Counter({ name: 'accord_writer_races_total', help: 'Cluster: commits that found the version number taken by another server (then renumbered)', registers: [registry] })
   new Gauge({ name: 'accord_workflows_written', help: 'Loaded workflows this server writes (holds the writer lease of, or the only server)', registers: [registry], collect () { this.set(sources.loaded().filter(wf => wf.isWriter).length) } })
   const corrupt = new Counter({ name: 'accord_corrupt_workflows_total', help: 'Workflow loads refused because stored data was damaged', labelNames: ['workflow'], registers: [registry] })
