@@ -34,16 +34,25 @@ import { startBalancer } from '../test/helpers/balancer.ts'
 import { nginxMissing, startNginx } from '../test/helpers/nginx.ts'
 import { POSTGRES_URL, REDIS_URL, dropServiceData, servicesMissing } from '../test/helpers/services.ts'
 
-type Setup = 'level-1' | 'pg-1' | 'pg-2-spread' | 'pg-3-spread' | 'pg-3-affinity'
-const SETUPS: Setup[] = ['level-1', 'pg-1', 'pg-2-spread', 'pg-3-spread', 'pg-3-affinity']
+type Setup = 'level-1' | 'pg-1' | 'pg-2-spread' | 'pg-3-spread' | 'pg-3-affinity' | 'pg-1-third'
+const SETUPS: Setup[] = ['level-1', 'pg-1', 'pg-2-spread', 'pg-3-spread', 'pg-3-affinity', 'pg-1-third']
+/**
+ * The control for three servers: one server given what each of three gets with affinity, a third
+ * of the workflows at a third of the rate. Three servers cost more per update than one at the
+ * full rate partly because each runs at a third of it (fewer updates per event-loop turn, version
+ * and wake-up); this row measures that part without a second server.
+ */
+const SHARE: Partial<Record<Setup, number>> = { 'pg-1-third': 3 }
 const PROFILED: Setup[] = ['pg-1', 'pg-3-spread', 'pg-3-affinity']
 const PROFILE_RATE = 500
 
 export interface CostRow {
   setup: Setup
   servers: number
-  /** Offered updates/s. */
+  /** The step's offered updates/s (the row's group: a share setup is offered a part of it). */
   rate: number
+  /** What this setup was offered, updates/s. */
+  offered: number
   /** CPU seconds per 1,000 persisted updates: Accord servers, PostgreSQL, Redis, nginx, and their sum. */
   cpuPer1000: { accord: Spread, postgres: Spread, redis: Spread, nginx: Spread, total: Spread }
   /** Share of persisted updates that arrived at a server that is not their workflow's writer. */
@@ -93,6 +102,8 @@ export const runClusterCost = async (ctx: Context): Promise<ClusterCostResult> =
         /** Readings by rate, then by measure, one per run. */
         const acc = new Map<number, Record<string, number[]>>(rates.map(r => [r, {}]))
         const n = setup.startsWith('pg-3') ? 3 : setup.startsWith('pg-2') ? 2 : 1
+        const share = SHARE[setup] ?? 1
+        const setupWorkflows = Math.ceil(workflows / share)
         for (let run = 0; run < ctx.runs; run++) {
           const schema = `accord_bench_${randomBytes(4).toString('hex')}`
           const args = setup === 'level-1' ? [] : ['--store', `${POSTGRES_URL}?schema=${schema}`, '--bus', REDIS_URL, '--bus-prefix', `${schema}:`]
@@ -131,20 +142,20 @@ export const runClusterCost = async (ctx: Context): Promise<ClusterCostResult> =
               cpu: async () => 0,
               stop: async () => {}
             }
-            const c = await load.call<{ unsynced: number }>('connect', { url, workflows: ids(`cost-${setup}-r${run}`, workflows), perWorkflow: agentsPerWorkflow })
+            const c = await load.call<{ unsynced: number }>('connect', { url, workflows: ids(`cost-${setup}-r${run}`, setupWorkflows), perWorkflow: agentsPerWorkflow })
             if (c.unsynced > 0) throw new Error(`${c.unsynced} agents did not sync (${setup})`)
             // A warm-up step first: leases taken, pools full, and the JIT warm on every server.
             // At the highest rate and for long enough that each of three servers (a third of the
             // updates each) has run the hot paths about as often as one server would: with a
             // 1.5 s step at 500/s, three servers measured up to 1.7x one server's CPU at 500/s
             // and 1.0x at the next rate, which ran after it.
-            await measureStep(composite, load, rates[rates.length - 1] as number, { warmupMs: 500, durationMs: Number(process.env.BENCH_COST_WARM_MS ?? 4000) })
+            await measureStep(composite, load, (rates[rates.length - 1] as number) / share, { warmupMs: 500, durationMs: Number(process.env.BENCH_COST_WARM_MS ?? 4000) })
             await settle(composite)
             for (const rate of rates) {
               const into = acc.get(rate) as Record<string, number[]>
               const push = (k: string, v: number): void => { (into[k] ??= []).push(v) }
               const a = await sampleAll()
-              const step = await measureStep(composite, load, rate, timing)
+              const step = await measureStep(composite, load, rate / share, timing)
               await settle(composite)
               const b = await sampleAll()
               const persisted = b.persisted - a.persisted
@@ -176,6 +187,7 @@ export const runClusterCost = async (ctx: Context): Promise<ClusterCostResult> =
             setup,
             servers: n,
             rate,
+            offered: Math.round(rate / (SHARE[setup] ?? 1)),
             cpuPer1000: { accord: s('accord'), postgres: s('postgres'), redis: s('redis'), nginx: s('nginx'), total: s('total') },
             forwardedShare: s('forwarded'),
             walBytesPerUpdate: s('wal'),
@@ -252,12 +264,14 @@ const stageMarkdown = (r: StageReport, cost: ClusterCostResult): string => {
 
 const costMarkdown = (r: ClusterCostResult, runs: number): string => {
   const fmt = fmtSpread
-  const baseline = (rate: number): CostRow | undefined => r.rows.find(x => x.setup === 'pg-1' && x.rate === rate)
+  const baseline = (rate: number, setup: Setup = 'pg-1'): CostRow | undefined => r.rows.find(x => x.setup === setup && x.rate === rate)
   const line = (x: CostRow): string => {
     const base = baseline(x.rate)
     const ratio = base === undefined ? Number.NaN : x.cpuPer1000.total.median / base.cpuPer1000.total.median
+    const third = baseline(x.rate, 'pg-1-third')
+    const vsThird = x.servers === 3 && third !== undefined ? `${(x.cpuPer1000.total.median / third.cpuPer1000.total.median).toFixed(2)}x` : '-'
     const dp99 = base === undefined ? Number.NaN : x.p99.median - base.p99.median
-    return `| ${x.setup} | ${x.rate} | ${fmt(x.cpuPer1000.total)} | ${fmt(x.cpuPer1000.accord)} | ${fmt(x.cpuPer1000.postgres)} | ${fmt(x.cpuPer1000.redis)} | ${fmt(x.cpuPer1000.nginx)} | ${ratio.toFixed(2)}x | ${(x.forwardedShare.median * 100).toFixed(0)}% | ${x.walBytesPerUpdate.median.toFixed(0)} | ${x.redisBytesPerUpdate.median.toFixed(0)} | ${x.persistedRate.median.toFixed(0)} | ${fmt(x.p50)} / ${fmt(x.p99)} (${dp99 >= 0 ? '+' : ''}${dp99.toFixed(2)} vs pg-1) |`
+    return `| ${x.setup} | ${x.offered ?? x.rate} | ${fmt(x.cpuPer1000.total)} | ${fmt(x.cpuPer1000.accord)} | ${fmt(x.cpuPer1000.postgres)} | ${fmt(x.cpuPer1000.redis)} | ${fmt(x.cpuPer1000.nginx)} | ${ratio.toFixed(2)}x | ${vsThird} | ${(x.forwardedShare.median * 100).toFixed(0)}% | ${x.walBytesPerUpdate.median.toFixed(0)} | ${x.redisBytesPerUpdate.median.toFixed(0)} | ${x.persistedRate.median.toFixed(0)} | ${fmt(x.p50)} / ${fmt(x.p99)} (${dp99 >= 0 ? '+' : ''}${dp99.toFixed(2)} vs pg-1) |`
   }
   return [
     '# What one persisted update costs across processes (issue #20)',
@@ -265,10 +279,11 @@ const costMarkdown = (r: ClusterCostResult, runs: number): string => {
     `${new Date().toISOString()}; ${r.workflows} workflows x ${r.agentsPerWorkflow} stock y-websocket agents, the same offered rates in every setup; ` +
       `load generator ${r.pinned ? 'pinned to core 1, Accord servers to core 0 (PostgreSQL and Redis unpinned)' : 'not pinned (no taskset)'}; medians over ${runs} run(s) (min-max). ` +
       'CPU is summed from /proc over the window for every Accord server, every PostgreSQL process, Redis and nginx; the TCP balancer of the spread setups (a server picked at random per connection) runs in the harness and is not counted. ' +
-      'Latency: submit to receipt by every other agent of the workflow (with connections spread, most receipts are on another server).',
+      'Latency: submit to receipt by every other agent of the workflow (with connections spread, most receipts are on another server). ' +
+      `pg-1-third is one server offered what each of three gets with affinity: ${Math.ceil(r.workflows / 3)} workflows at a third of the rate (its offered/s), grouped with the rate it is a third of; "x pg-1-third" compares three servers with it.`,
     '',
-    '| setup | offered/s | CPU s per 1,000 persisted updates (total) | Accord | PostgreSQL | Redis | nginx | x pg-1 | forwarded | WAL bytes / update | Redis bytes in / update | persisted/s | p50 / p99, ms |',
-    '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+    '| setup | offered/s | CPU s per 1,000 persisted updates (total) | Accord | PostgreSQL | Redis | nginx | x pg-1 | x pg-1-third | forwarded | WAL bytes / update | Redis bytes in / update | persisted/s | p50 / p99, ms |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
     ...r.rows.slice().sort((a, b) => a.rate - b.rate).map(line),
     ''
   ].join('\n')

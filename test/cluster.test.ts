@@ -145,6 +145,8 @@ describe.skipIf(missing !== null)('cluster: PostgreSQL store + Redis bus', () =>
     const rest = agents.filter(a => !writerAgents.includes(a))
     for (const agent of writerAgents) agent.close()
     await writer!.stop()
+    // Its lease went with it, not a lease period later: the next server can take over at once.
+    expect(await writerOf(prefix, 'wf-writer')).toBeNull()
     const second = await storm('b', rest)
     for (const agent of rest) expect(second[agent.agentId]).toBe('b19')
     const newWriter = await writerOf(prefix, 'wf-writer')

@@ -1,12 +1,14 @@
 /**
  * The cluster bus's version streams on Redis. Stored versions are appended to one of
  * `partitions` streams, `<prefix>versions:<p>`, where p comes from a hash of the workflow id; a
- * server reads only the partitions of the workflows it holds or watches. Before partitioning,
- * every server woke up for every version of the cluster: with three servers and writer affinity,
- * that reading was most of what three servers cost over one at a low rate (docs/scale-out.md).
+ * server reads only the partitions of the workflows it watches: those loaded here that another
+ * server writes (server/cluster/leased-writer.ts), and those a change stream or the list feed
+ * here follows. Before partitioning, every server woke up for every version of the cluster:
+ * with three servers and writer affinity, that reading was most of what three servers cost over
+ * one at a low rate (docs/scale-out.md).
  *
- * - `watch(id)` counts one reason to read a workflow's partition (it is loaded here, or a change
- *   stream is open on it) and returns the release; `watchAll()` reads every partition (the list
+ * - `watch(id)` counts one reason to read a workflow's partition (it is loaded here and written
+ *   elsewhere, or a change stream is open on it) and returns the release; `watchAll()` reads every partition (the list
  *   feed). Entries of other workflows in a partition read are skipped undecoded.
  * - A partition newly read starts a little before now, by Redis's clock (read once at start), so
  *   a version stored while the workflow loaded is not missed; reading it twice is harmless

@@ -82,8 +82,9 @@ export interface Bus {
   publishVersion: (version: RemoteVersion) => Promise<void>
   publishAwareness: (workflowId: string, update: Uint8Array) => void
   /**
-   * One reason to receive the versions of `workflowId` (loaded here, or a change stream open on
-   * it); returns its release. A server receives only what it watches.
+   * One reason to receive the versions of `workflowId` (loaded here while another server writes
+   * it, or a change stream open on it); returns its release. A server receives only what it
+   * watches.
    */
   watch: (workflowId: string) => () => void
   /** Receive the versions of every workflow (the list feed is open); returns the release. */
