@@ -8,8 +8,9 @@
  * one at a low rate (docs/scale-out.md).
  *
  * - `watch(id)` counts one reason to read a workflow's partition (it is loaded here and written
- *   elsewhere, or a change stream is open on it) and returns the release; `watchAll()` reads every partition (the list
- *   feed). Entries of other workflows in a partition read are skipped undecoded.
+ *   elsewhere, or a change stream is open on it) and returns the release; `watchAll()` reads
+ *   every partition (the list feed). Entries of other workflows in a partition read are skipped
+ *   undecoded.
  * - A partition newly read starts a little before now, by Redis's clock (read once at start), so
  *   a version stored while the workflow loaded is not missed; reading it twice is harmless
  *   (applying a version twice is a no-op). A blocked read is interrupted with CLIENT UNBLOCK so
