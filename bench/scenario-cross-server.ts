@@ -121,10 +121,14 @@ export const runCrossServer = async (ctx: Context): Promise<CrossResult> => {
     }
   }
   const p99 = (setup: Setup, rate: number): number => rows.find(r => r.setup === setup && r.rate === rate)?.p99.median ?? Number.NaN
-  const targets = rates.map(rate => {
-    const limit = p99('one', rate) + 2
+  // The issue's target, then the nearest one this machine can measure: against the same three
+  // servers with nothing crossing, which share core 0 alike (docs/scale-out.md).
+  const targets = rates.flatMap(rate => {
     const value = p99('across', rate)
-    return { name: `cross-server p99 at ${rate}/s <= one server's p99 + 2 ms`, value, limit, pass: value <= limit }
+    return [
+      { name: `cross-server p99 at ${rate}/s <= one server's p99 + 2 ms`, value, limit: p99('one', rate) + 2 },
+      { name: `cross-server p99 at ${rate}/s <= three servers' p99 without crossing + 2 ms (proposed)`, value, limit: p99('same', rate) + 2 }
+    ].map(t => ({ ...t, pass: t.value <= t.limit }))
   })
   const result: CrossResult = { rates, rows, targets, pinned }
   await writeOwnTable(ctx, 'cross-server', result, crossMarkdown(result, ctx.runs))

@@ -143,6 +143,17 @@ const workersMarkdown = (r: WorkersResult, runs: number): string => {
     '| workers | offered/s | CPU s per 1,000 persisted updates | of which the primary | x 1 worker | x 1 worker at half | wake-ups / update | persisted/s | p50 / p99, ms |',
     '|---|---|---|---|---|---|---|---|---|',
     ...r.rows.slice().sort((a, b) => a.rate - b.rate || a.share - b.share || a.workers - b.workers).map(line),
+    '',
+    '| target | value | |',
+    '|---|---|---|',
+    ...r.rates.flatMap(rate => {
+      const cpu = (workers: number, share: number): number => r.rows.find(x => x.workers === workers && x.share === share && x.rate === rate)?.cpuPer1000.median ?? Number.NaN
+      // The issue's, then the nearest one this machine can measure (docs/scale-out.md).
+      return [
+        { name: `2 workers at ${rate}/s <= 1.1x 1 worker`, value: cpu(2, 1) / cpu(1, 1) },
+        { name: `2 workers at ${rate}/s <= 1.1x 1 worker at half the workflows and rate (proposed)`, value: cpu(2, 1) / cpu(1, 2) }
+      ].filter(t => !Number.isNaN(t.value)).map(t => `| ${t.name} | ${t.value.toFixed(2)}x | ${t.value <= 1.1 ? 'met' : 'missed'} |`)
+    }),
     ''
   ].join('\n')
 }
