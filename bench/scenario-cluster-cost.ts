@@ -271,7 +271,7 @@ const costMarkdown = (r: ClusterCostResult, runs: number): string => {
     const third = baseline(x.rate, 'pg-1-third')
     const vsThird = x.servers === 3 && third !== undefined ? `${(x.cpuPer1000.total.median / third.cpuPer1000.total.median).toFixed(2)}x` : '-'
     const dp99 = base === undefined ? Number.NaN : x.p99.median - base.p99.median
-    return `| ${x.setup} | ${x.offered ?? x.rate} | ${fmt(x.cpuPer1000.total)} | ${fmt(x.cpuPer1000.accord)} | ${fmt(x.cpuPer1000.postgres)} | ${fmt(x.cpuPer1000.redis)} | ${fmt(x.cpuPer1000.nginx)} | ${ratio.toFixed(2)}x | ${vsThird} | ${(x.forwardedShare.median * 100).toFixed(0)}% | ${x.walBytesPerUpdate.median.toFixed(0)} | ${x.redisBytesPerUpdate.median.toFixed(0)} | ${x.persistedRate.median.toFixed(0)} | ${fmt(x.p50)} / ${fmt(x.p99)} (${dp99 >= 0 ? '+' : ''}${dp99.toFixed(2)} vs pg-1) |`
+    return `| ${x.setup} | ${x.offered} | ${fmt(x.cpuPer1000.total)} | ${fmt(x.cpuPer1000.accord)} | ${fmt(x.cpuPer1000.postgres)} | ${fmt(x.cpuPer1000.redis)} | ${fmt(x.cpuPer1000.nginx)} | ${ratio.toFixed(2)}x | ${vsThird} | ${(x.forwardedShare.median * 100).toFixed(0)}% | ${x.walBytesPerUpdate.median.toFixed(0)} | ${x.redisBytesPerUpdate.median.toFixed(0)} | ${x.persistedRate.median.toFixed(0)} | ${fmt(x.p50)} / ${fmt(x.p99)} (${dp99 >= 0 ? '+' : ''}${dp99.toFixed(2)} vs pg-1) |`
   }
   return [
     '# What one persisted update costs across processes (issue #20)',

@@ -129,7 +129,7 @@ const workersMarkdown = (r: WorkersResult, runs: number): string => {
     const half = one(x.rate, 2)
     const vsHalf = x.workers === 2 && half !== undefined ? `${(x.cpuPer1000.median / half.cpuPer1000.median).toFixed(2)}x` : '-'
     const label = x.share > 1 ? `1, 1/${x.share} of the workflows and rate` : String(x.workers)
-    return `| ${label} | ${Math.round(x.rate / (x.share ?? 1))} | ${fmt(x.cpuPer1000, 3)} | ${fmt(x.primaryPer1000, 3)} | ${ratio.toFixed(2)}x | ${vsHalf} | ${fmt(x.wakeupsPerUpdate)} | ${x.persistedRate.median.toFixed(0)} | ${fmt(x.p50)} / ${fmt(x.p99)} |`
+    return `| ${label} | ${Math.round(x.rate / x.share)} | ${fmt(x.cpuPer1000, 3)} | ${fmt(x.primaryPer1000, 3)} | ${ratio.toFixed(2)}x | ${vsHalf} | ${fmt(x.wakeupsPerUpdate)} | ${x.persistedRate.median.toFixed(0)} | ${fmt(x.p50)} / ${fmt(x.p99)} |`
   }
   return [
     '# accord serve --workers: CPU per persisted update, 2 workers vs 1 (issue #20)',

@@ -3,8 +3,9 @@
  *
  *   <prefix>versions:<p>  Streams, one per partition p of the workflow ids (bus-redis-versions.ts):
  *                         one entry per stored version { s: server, w: workflow id, v: encoded
- *                         version }; a server reads the partitions of the workflows it holds or
- *                         watches with XREAD BLOCK and decodes only the entries of those
+ *                         version }; a server reads the partitions of the workflows it holds
+ *                         and another server writes, or that a change stream or the list feed
+ *                         here watches, with XREAD BLOCK, and decodes only the entries of those
  *   <prefix>awareness     a pub/sub channel for presence (ephemeral by nature)
  *   <prefix>lock:<key>    SET NX PX locks, released only by their holder (compare-and-delete)
  *   <prefix>writer:<id>   the server id holding a workflow's writer lease (SET NX PX, renewed by
