@@ -191,7 +191,8 @@ export const createServer = (options: ServerOptions = {}): AccordServer => {
         onSkippedVersion: () => { metrics.busSkipped() },
         onReceivedVersion: () => { metrics.busReceived() },
         onForwarded: n => { metrics.forwarded(n) },
-        onRace: () => { metrics.writerRace() }
+        onRace: () => { metrics.writerRace() },
+        onHandOff: () => { metrics.writerHandOff() }
       })
     made.cluster = cluster
     const reg = createRegistry({

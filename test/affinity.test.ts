@@ -3,10 +3,11 @@
  * the shipped config (examples/compose/nginx.conf), which routes by workflow id. Every client of
  * a workflow — SDK agents, stock y-websocket clients, REST writes — reaches the server that
  * holds its writer lease, so no update is forwarded; when that server leaves, the next one on
- * the ring takes its clients and its lease, and nothing is lost.
+ * the ring takes its clients and its lease, and nothing is lost; when it comes back, the lease
+ * follows the clients back to it (handed off by the server they left), and forwarding stops.
  */
 import { afterEach, describe, expect, it } from 'vitest'
-import { startServer, type TestServer } from './helpers/server.ts'
+import { portIsFree, startServer, type TestServer } from './helpers/server.ts'
 import { closeClients, sdkAgent, stockClient } from './helpers/clients.ts'
 import { waitFor, waitForConvergence } from './helpers/wait.ts'
 import { api } from './helpers/http.ts'
@@ -37,9 +38,9 @@ describe.skipIf(missing !== null)('writer affinity: nginx routes by workflow id'
     await dropServiceData({ schema, redisPrefix: prefix })
   })
 
-  const startNode = async (): Promise<Node> => {
+  const startNode = async (port?: number): Promise<Node> => {
     const store = await openPostgresStore(POSTGRES_URL, { schema })
-    const srv = await startServer({ store, evictionGraceMs: 200, cluster: { redisUrl: REDIS_URL, prefix, reconcileMs: 300, forwardTimeoutMs: 500, writerLeaseMs: 1000 } })
+    const srv = await startServer({ store, port, evictionGraceMs: 200, cluster: { redisUrl: REDIS_URL, prefix, reconcileMs: 300, forwardTimeoutMs: 500, writerLeaseMs: 1000 } })
     const base = `http://127.0.0.1:${srv.port}`
     const node: Node = { srv, store, base, id: await serverIdOf(base), stopped: false }
     nodes.push(node)
@@ -102,5 +103,32 @@ describe.skipIf(missing !== null)('writer affinity: nginx routes by workflow id'
       expectGapless(await historyOf(node.srv.server, id))
     }
     expect(await forwarded()).toBe(0)
+
+    // It comes back on its port. Once nginx routes to it again (it waits out fail_timeout), new
+    // clients of its workflows reach it while the lease is still where the old clients went.
+    await waitFor(() => portIsFree(leaving.srv.port), { what: 'the port free again' })
+    const back = await startNode(leaving.srv.port)
+    for (const id of moved) {
+      await waitFor(async () => {
+        await api(nginx!.http, 'GET', `/v1/workflows/${id}`)
+        return back.srv.server.loadedWorkflows().includes(id)
+      }, { timeoutMs: 15_000, intervalMs: 100, what: `nginx routing ${id} to the returned server` })
+    }
+    const returning = moved.map(id => ({ id, handle: sdkAgent(nginx!.url, id, `${id}-back`) }))
+    await Promise.all(returning.map(a => a.handle.whenSynced()))
+    for (const { id } of returning) expect(back.srv.server.loadedWorkflows()).toContain(id)
+    // The old clients leave; the returned server's clients write, and the lease follows them.
+    for (const { id, handle } of agents) if (moved.includes(id)) handle.close()
+    for (const { id, client } of stocks) if (moved.includes(id)) client.close()
+    for (const { handle } of returning) handle.update(d => { d.back = 1 })
+    for (const { id } of returning) await waitFor(async () => await writerOf(prefix, id) === back.id, { what: `the lease of ${id} back with its clients` })
+    const before = await forwarded()
+    for (const { handle } of returning) handle.update(d => { d.back = 2 })
+    for (const { id, handle } of returning) {
+      await waitFor(async () => ((await api(nginx!.http, 'GET', `/v1/workflows/${id}`)).body.state as Record<string, unknown>).back === 2, { what: `${id} stored by its writer` })
+      expect(handle.state).toMatchObject({ [`${id}-agent-2`]: 100, stock: 1, back: 2 })
+      expectGapless(await historyOf(back.srv.server, id))
+    }
+    expect(await forwarded()).toBe(before)
   })
 })

@@ -24,9 +24,9 @@ let schema = ''
 let prefix = ''
 const nodes: Node[] = []
 
-const startNode = async (options: { prefix?: string } = {}): Promise<Node> => {
+const startNode = async (options: { prefix?: string, graceMs?: number } = {}): Promise<Node> => {
   const store = await openPostgresStore(POSTGRES_URL, { schema })
-  const srv = await startServer({ store, evictionGraceMs: 0, cluster: { redisUrl: REDIS_URL, prefix: options.prefix ?? prefix, reconcileMs: 300, forwardTimeoutMs: 500 } })
+  const srv = await startServer({ store, evictionGraceMs: options.graceMs ?? 0, cluster: { redisUrl: REDIS_URL, prefix: options.prefix ?? prefix, reconcileMs: 300, forwardTimeoutMs: 500 } })
   let stopped = false
   const node: Node = {
     srv,
@@ -287,6 +287,57 @@ describe.skipIf(missing !== null)('cluster: PostgreSQL store + Redis bus', () =>
     await waitFor(async () => await partitions(follower) === 0, { what: 'and reads no partition' })
     expect((await api(base(follower), 'GET', '/v1/workflows/wf-own')).body.state).toMatchObject({ a: 2, b: 1, last: true })
     expectGapless(await historyOf(follower.srv.server, 'wf-own'))
+  })
+
+  it('the lease goes where the clients are: a writer left without clients hands it to the server that forwards for its own, and it stays there while that server has clients', async () => {
+    fresh()
+    // A long grace period keeps a workflow loaded after its last client left, as between a
+    // balancer's failover and failback.
+    const a = await startNode({ graceMs: 60_000 })
+    const b = await startNode({ graceMs: 60_000 })
+    const base = (node: Node): string => `http://127.0.0.1:${node.srv.port}`
+    const metric = (node: Node, name: string): Promise<number> => metricOf(base(node), name)
+    const [idA, idB] = await Promise.all([serverIdOf(base(a)), serverIdOf(base(b))])
+    const onB = stockClient(b.srv.url, 'wf-move')
+    await onB.synced()
+    expect(await writerOf(prefix, 'wf-move')).toBe(idB)
+    const onA = sdkAgent(a.srv.url, 'wf-move', 'on-a')
+    await onA.whenSynced()
+
+    // Both servers have clients: a forwards to b, and b keeps the lease.
+    onA.update(d => { d.a = 1 })
+    onB.doc.getMap('state').set('b', 1)
+    await waitForConvergence([() => onA.state, () => onB.json()])
+    expect(await metric(a, 'accord_forwarded_updates_total')).toBeGreaterThan(0)
+    expect(await writerOf(prefix, 'wf-move')).toBe(idB)
+
+    // b's client leaves; b still holds the workflow. a's next forward takes the lease to a.
+    onB.close()
+    await waitFor(async () => await metric(b, 'accord_connections') === 0, { what: 'b without clients' })
+    onA.update(d => { d.a = 2 })
+    await waitFor(async () => await writerOf(prefix, 'wf-move') === idA, { what: 'the lease moves to a' })
+    expect(await metric(b, 'accord_writer_handoffs_total')).toBe(1)
+    await waitFor(async () => await metric(a, 'accord_bus_partitions_read') === 0, { what: 'a writes and reads no partition' })
+    expect(await metric(b, 'accord_bus_partitions_read')).toBe(1)
+
+    // From now on a stores its clients' writes itself: nothing more is forwarded.
+    const forwarded = await metric(a, 'accord_forwarded_updates_total')
+    for (let i = 0; i < 10; i++) onA.update(d => { d[`k${i}`] = i })
+    await waitFor(async () => ((await api(base(b), 'GET', '/v1/workflows/wf-move')).body.state as Record<string, unknown>).k9 === 9, { what: 'stored and seen by b' })
+    expect(await metric(a, 'accord_forwarded_updates_total')).toBe(forwarded)
+
+    // A client on b again: b forwards to a, which has clients, so the lease stays with a.
+    const again = stockClient(b.srv.url, 'wf-move')
+    await again.synced()
+    again.doc.getMap('state').set('again', true)
+    const final = await waitForConvergence([() => onA.state, () => again.json()])
+    expect(final).toMatchObject({ a: 2, b: 1, k9: 9, again: true })
+    expect(await writerOf(prefix, 'wf-move')).toBe(idA)
+    expect(await metric(a, 'accord_writer_handoffs_total')).toBe(0)
+    for (const node of [a, b]) expect(await metric(node, 'accord_writer_races_total')).toBe(0)
+    const history = await historyOf(a.srv.server, 'wf-move')
+    expectGapless(history)
+    expect(await b.srv.server.stateAt('wf-move', history[0]!.version)).toEqual(final)
   })
 
   it('a server that misses every bus message still converges from the store', async () => {

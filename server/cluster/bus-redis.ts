@@ -9,7 +9,8 @@
  *   <prefix>awareness     a pub/sub channel for presence (ephemeral by nature)
  *   <prefix>lock:<key>    SET NX PX locks, released only by their holder (compare-and-delete)
  *   <prefix>writer:<id>   the server id holding a workflow's writer lease (SET NX PX, renewed by
- *                         its holder every third of the lease, compare-and-delete on release)
+ *                         its holder every third of the lease, compare-and-delete on release,
+ *                         compare-and-set when its holder hands it to another server)
  *   <prefix>server:<id>   a pub/sub channel per server: forwarded updates to a writer, and the
  *                         writer's acknowledgements back (a lost one is retried by its sender)
  *
@@ -42,6 +43,8 @@ export interface RedisBusOptions {
 }
 
 const RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
+/** Gives KEYS[1] from ARGV[1] to ARGV[2] for ARGV[3] ms, only while ARGV[1] holds it. */
+const HAND_OFF = "if redis.call('get', KEYS[1]) == ARGV[1] then redis.call('set', KEYS[1], ARGV[2], 'PX', ARGV[3]) return 1 else return 0 end"
 /** Renews every lease in KEYS still held by ARGV[1]; returns the indexes (1-based) of those lost. */
 const RENEW = `local lost = {}
 for i, key in ipairs(KEYS) do
@@ -161,6 +164,14 @@ export const createRedisBus = (opts: RedisBusOptions): Bus => {
     releasing.delete(released)
   }
 
+  const handOffWriter: Bus['handOffWriter'] = async (id, to) => {
+    if (!held.has(id)) return false
+    const moved = await commands.eval(HAND_OFF, 1, writerKey(id), serverId, to, leaseMs) === 1
+    // Not renewed from here on either way: it names `to` now, or this server had lost it.
+    held.delete(id)
+    return moved
+  }
+
   const send = (to: string, message: Uint8Array): void => {
     commands.publish(serverChannel(to), Buffer.from(message)).catch((err: Error) => {
       opts.log.debug('server message failed', { to, error: err.message })
@@ -216,6 +227,7 @@ export const createRedisBus = (opts: RedisBusOptions): Bus => {
     lock,
     claimWriter,
     releaseWriter,
+    handOffWriter,
     forward,
     acknowledge,
     close

@@ -67,6 +67,8 @@ export interface Forward {
   /** Per workflow and forwarding server; a retry reuses it (applying an update twice is a no-op). */
   seq: number
   updates: ForwardedUpdate[]
+  /** The forwarding server's own clients of the workflow: a writer with none hands it the lease. */
+  peers: number
 }
 
 /** The writer stored a forward: `version` holds it (or already held it, for a retry). */
@@ -74,6 +76,8 @@ export interface ForwardAck {
   workflowId: string
   seq: number
   version: number
+  /** The writer handed its lease to the forwarding server, which writes the workflow from now on. */
+  handoff: boolean
 }
 
 export interface Bus {
@@ -99,6 +103,11 @@ export interface Bus {
    */
   claimWriter: (workflowId: string) => Promise<string>
   releaseWriter: (workflowId: string) => Promise<void>
+  /**
+   * Passes this server's lease to server `to` in one step (no moment without a holder); false
+   * when this server no longer held it. `to` renews it from its next `claimWriter` on.
+   */
+  handOffWriter: (workflowId: string, to: string) => Promise<boolean>
   /** Fire and forget: a lost forward is sent again after its acknowledgement fails to come. */
   forward: (to: string, forward: Forward) => void
   acknowledge: (to: string, ack: ForwardAck) => void
@@ -139,7 +148,11 @@ export const decodeAwarenessMessage = (data: Uint8Array): { server: string, work
   return { server: decoding.readVarString(dec), workflowId: decoding.readVarString(dec), update: decoding.readVarUint8Array(dec) }
 }
 
-/** Messages to one server: [0][workflow][from][seq][n][update, info JSON]* or [1][workflow][seq][version]. */
+/**
+ * Messages to one server: [0][workflow][from][seq][n][update, info JSON]*[peers] or
+ * [1][workflow][seq][version][handoff]. The last field of each is read only when present, so a
+ * server of the version before it still decodes (it reads no peers, hands nothing off).
+ */
 export const encodeServerMessage = (message: { forward: Forward } | { ack: ForwardAck }): Uint8Array => {
   const enc = encoding.createEncoder()
   if ('forward' in message) {
@@ -153,11 +166,13 @@ export const encodeServerMessage = (message: { forward: Forward } | { ack: Forwa
       encoding.writeVarUint8Array(enc, update)
       encoding.writeVarString(enc, JSON.stringify(info))
     }
+    encoding.writeVarUint(enc, f.peers)
   } else {
     encoding.writeVarUint(enc, 1)
     encoding.writeVarString(enc, message.ack.workflowId)
     encoding.writeVarUint(enc, message.ack.seq)
     encoding.writeVarUint(enc, message.ack.version)
+    encoding.writeVarUint(enc, message.ack.handoff ? 1 : 0)
   }
   return encoding.toUint8Array(enc)
 }
@@ -166,7 +181,10 @@ export const encodeServerMessage = (message: { forward: Forward } | { ack: Forwa
 export const decodeServerMessage = (data: Uint8Array): { forward: Forward } | { ack: ForwardAck } => {
   const dec = decoding.createDecoder(data)
   const kind = decoding.readVarUint(dec)
-  if (kind === 1) return { ack: { workflowId: decoding.readVarString(dec), seq: decoding.readVarUint(dec), version: decoding.readVarUint(dec) } }
+  if (kind === 1) {
+    const ack = { workflowId: decoding.readVarString(dec), seq: decoding.readVarUint(dec), version: decoding.readVarUint(dec) }
+    return { ack: { ...ack, handoff: decoding.hasContent(dec) && decoding.readVarUint(dec) === 1 } }
+  }
   if (kind !== 0) throw new InvalidMessageError(`unknown server message ${kind}`)
   const workflowId = decoding.readVarString(dec)
   const from = decoding.readVarString(dec)
@@ -177,5 +195,6 @@ export const decodeServerMessage = (data: Uint8Array): { forward: Forward } | { 
     const update = decoding.readVarUint8Array(dec)
     updates.push({ update, ...ForwardedInfoSchema.parse(JSON.parse(decoding.readVarString(dec))) })
   }
-  return { forward: { workflowId, from, seq, updates } }
+  const peers = decoding.hasContent(dec) ? decoding.readVarUint(dec) : 0
+  return { forward: { workflowId, from, seq, updates, peers } }
 }

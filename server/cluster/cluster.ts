@@ -54,6 +54,8 @@ export interface ClusterContext {
   onForwarded?: (updates: number) => void
   /** A commit found its version number taken by another server (metrics). */
   onRace?: () => void
+  /** This server handed a writer lease to a server whose clients write the workflow (metrics). */
+  onHandOff?: () => void
 }
 
 export interface Cluster {
@@ -91,7 +93,8 @@ export const createCluster = (options: ClusterOptions, ctx: ClusterContext): Clu
       log,
       forwardTimeoutMs: options.forwardTimeoutMs ?? 2000,
       onRace: ctx.onRace,
-      onForwarded: ctx.onForwarded
+      onForwarded: ctx.onForwarded,
+      onHandOff: ctx.onHandOff
     })
     writers.set(host.doc, leased)
     return leased
@@ -139,7 +142,8 @@ export const createCluster = (options: ClusterOptions, ctx: ClusterContext): Clu
       const leased = writers.get(wf.doc)
       if (leased === undefined) throw new AccordError('WORKFLOW_UNAVAILABLE', `workflow ${f.workflowId} has no cluster writer`)
       const version = await leased.applyForwarded(f)
-      bus.acknowledge(f.from, { workflowId: f.workflowId, seq: f.seq, version })
+      const handoff = await leased.handOff(f)
+      bus.acknowledge(f.from, { workflowId: f.workflowId, seq: f.seq, version, handoff })
     })
     await bus.start({
       onVersion: v => {
@@ -153,7 +157,7 @@ export const createCluster = (options: ClusterOptions, ctx: ClusterContext): Clu
       onAwareness: (id, update) => { loaded(id)?.applyRemoteAwareness(update) },
       onReconnect: reconcile,
       onForward: f => { track(storeForwarded(f), 'storing forwarded updates') },
-      onAck: ack => { loaded(ack.workflowId)?.acknowledged(ack.seq, ack.version) },
+      onAck: ack => { loaded(ack.workflowId)?.acknowledged(ack.seq, ack.version, ack.handoff) },
       onWriterLost: id => { loaded(id)?.writerLost() }
     })
     reconcileTimer = setInterval(reconcile, options.reconcileMs ?? 1000)

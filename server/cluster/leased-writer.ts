@@ -6,6 +6,10 @@
  *
  * - Lease: claimed when the workflow loads, asked again before the next write once lost, given
  *   up when the workflow stops. A lease error makes this server write (the store keeps that safe).
+ * - Hand-off: the lease goes where the clients are. A writer with no clients of its own that
+ *   stores a forward from a server that has some passes that server the lease with the
+ *   acknowledgement, so a workflow whose clients moved (a balancer's failover, then failback)
+ *   stops being forwarded. A server with clients never hands off: the lease cannot ping-pong.
  * - Forward, acknowledge, retry, takeover: a forward unacknowledged after `forwardTimeoutMs`
  *   goes again to whoever holds the lease now; when nobody does, this server takes the lease and
  *   stores the forwarded windows itself, in the order sent (applying an update twice is a no-op).
@@ -19,8 +23,9 @@
  *   the cluster-wide lock, after catching up.
  *
  *   const writer = await LeasedWriter.open(host, state, { bus, store, log, forwardTimeoutMs: 2000 })
- *   // bus handlers (cluster.ts): writer.applyRemote(v), writer.acknowledged(seq, version),
- *   // writer.applyForwarded(forward), writer.writerLost(), writer.applyRemoteAwareness(update)
+ *   // bus handlers (cluster.ts): writer.applyRemote(v), writer.acknowledged(seq, version, handoff),
+ *   // writer.applyForwarded(forward) then writer.handOff(forward), writer.writerLost(),
+ *   // writer.applyRemoteAwareness(update)
  *   // and periodically writer.catchUp(), writer.retryForwards()
  */
 import * as Y from 'yjs'
@@ -38,7 +43,7 @@ import type { WorkflowWriter, WriterHost } from '../sync/writer.ts'
 import type { Bus, Forward } from './bus.ts'
 
 export interface LeasedWriterOptions {
-  bus: Pick<Bus, 'serverId' | 'lock' | 'publishAwareness' | 'claimWriter' | 'releaseWriter' | 'forward' | 'watch'>
+  bus: Pick<Bus, 'serverId' | 'lock' | 'publishAwareness' | 'claimWriter' | 'releaseWriter' | 'handOffWriter' | 'forward' | 'watch'>
   store: Store
   log: Logger
   /** How long a forward waits for its acknowledgement before it is sent again (or taken over). */
@@ -47,6 +52,8 @@ export interface LeasedWriterOptions {
   onRace?: () => void
   /** A forward (of this many updates) went to the writer, first or again. */
   onForwarded?: (updates: number) => void
+  /** This server handed its lease to a server whose clients write the workflow. */
+  onHandOff?: () => void
 }
 
 /** Origin of presence updates relayed from other servers (not published back). */
@@ -143,7 +150,8 @@ export class LeasedWriter implements WorkflowWriter {
         meta: p.meta,
         violations: p.violations,
         compensates: p.compensates === true
-      }))
+      })),
+      peers: this.host.peers
     })
   }
 
@@ -273,14 +281,49 @@ export class LeasedWriter implements WorkflowWriter {
     this.wake()
   }
 
-  /** The writer stored forward `seq` in `version`; this server's peers get it now. */
-  acknowledged (seq: number, version: number): void {
+  /**
+   * The writer stored forward `seq` in `version`; this server's peers get it now. With `handoff`
+   * the lease names this server: it writes from the next cut that follows catching up to
+   * `version` (so its first commit does not race the old writer's last).
+   */
+  acknowledged (seq: number, version: number, handoff = false): void {
+    if (this.closed) return
     const entry = this.inflight.get(seq)
-    if (entry === undefined || this.closed) return
-    this.inflight.delete(seq)
-    this.ackedVersion = Math.max(this.ackedVersion, version)
-    this.host.deliver(entry.batch)
-    this.wake()
+    if (entry !== undefined) {
+      this.inflight.delete(seq)
+      this.ackedVersion = Math.max(this.ackedVersion, version)
+      this.host.deliver(entry.batch)
+      this.wake()
+    }
+    if (!handoff) return
+    this.host.enqueue(async () => {
+      if (this.host.head < version) await this.catchUpNow()
+      await this.claim()
+    }).catch((err: Error) => { this.opts.log.warn('taking a handed-off lease failed', { workflowId: this.host.id, error: err.message }) })
+  }
+
+  /**
+   * As the writer, after storing `forward`: hands the lease to its sender when this server has no
+   * clients of the workflow and the sender has. Runs in the write queue, after every cut queued
+   * before it, so nothing is committed here once it returns true; later windows go to the sender.
+   */
+  async handOff (forward: Forward): Promise<boolean> {
+    if (forward.peers === 0 || this.host.peers > 0 || !this.isWriter) return false
+    return this.host.enqueue(async () => {
+      if (this.closed || this.host.isFailed || this.host.peers > 0 || !this.isWriter) return false
+      const moved = await this.opts.bus.handOffWriter(this.host.id, forward.from).catch((err: Error) => {
+        this.opts.log.warn('handing the writer lease off failed; keeping it', { workflowId: this.host.id, error: err.message })
+        return null
+      })
+      if (moved === null) return false
+      // Not moved: the lease was lost meanwhile, so ask who writes before the next write.
+      this.setHolder(moved ? forward.from : null, false)
+      if (moved) {
+        this.opts.onHandOff?.()
+        this.opts.log.info('handed the writer lease to the server with the clients', { workflowId: this.host.id, to: forward.from })
+      }
+      return moved
+    })
   }
 
   /**

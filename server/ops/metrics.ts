@@ -33,6 +33,7 @@ export interface Metrics {
   forwarded: (updates: number) => void
   /** Cluster mode: a commit found another server had stored the version number first. */
   writerRace: () => void
+  writerHandOff: () => void
   /** Cluster mode: a version read from a watched bus partition was skipped undecoded (another workflow's). */
   busSkipped: () => void
   /** Cluster mode: a version another server stored was received from the bus and decoded. */
@@ -89,6 +90,7 @@ export const createMetrics = (sources: MetricsSources): Metrics => {
   const skipped = new Counter({ name: 'accord_bus_versions_skipped_total', help: 'Cluster: versions read from a bus partition this server watches, of a workflow it neither holds nor watches (skipped undecoded)', registers: [registry] })
   const received = new Counter({ name: 'accord_bus_versions_received_total', help: 'Cluster: versions other servers stored that this server received and decoded (workflows it holds or watches)', registers: [registry] })
   new Gauge({ name: 'accord_bus_partitions_read', help: 'Cluster: bus partitions this server reads now (those of workflows another server writes, or that a change stream or the list feed here watches)', registers: [registry], collect () { this.set(sources.busPartitions?.() ?? 0) } })
+  const handOffs = new Counter({ name: 'accord_writer_handoffs_total', help: 'Cluster: writer leases this server handed to a server whose clients write the workflow (it had none)', registers: [registry] })
   const races = new Counter({ name: 'accord_writer_races_total', help: 'Cluster: commits that found the version number taken by another server (then renumbered)', registers: [registry] })
   new Gauge({ name: 'accord_workflows_written', help: 'Loaded workflows this server writes (holds the writer lease of, or the only server)', registers: [registry], collect () { this.set(sources.loaded().filter(wf => wf.isWriter).length) } })
   const corrupt = new Counter({ name: 'accord_corrupt_workflows_total', help: 'Workflow loads refused because stored data was damaged', labelNames: ['workflow'], registers: [registry] })
@@ -129,6 +131,7 @@ export const createMetrics = (sources: MetricsSources): Metrics => {
     corrupt: workflowId => { corrupt.inc({ workflow: workflowId }) },
     forwarded: n => { forwarded.inc(n) },
     writerRace: () => { races.inc() },
+    writerHandOff: () => { handOffs.inc() },
     busSkipped: () => { skipped.inc() },
     busReceived: () => { received.inc() }
   }

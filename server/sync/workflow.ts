@@ -370,6 +370,7 @@ export class Workflow {
       doc: this.doc,
       get awareness () { return presence.awareness },
       get head () { return wf.meta.head },
+      get peers () { return presence.peers.size },
       get isFailed () { return wf.failed },
       enqueue: task => this.enqueue(task),
       applyAs: (origin, described, fn) => this.pending.applyAs(origin, described, fn),

@@ -66,6 +66,8 @@ export interface WriterHost {
   readonly awareness: Awareness
   /** The newest version cut here or applied from elsewhere. */
   readonly head: number
+  /** Clients connected to this workflow on this server (WebSocket peers). */
+  readonly peers: number
   /** A write failed for good: nothing more is stored (`close` follows). */
   readonly isFailed: boolean
   /** Runs `task` in the workflow's write queue (after every write queued so far). */
