@@ -380,7 +380,15 @@ const randomPatch = (r: Random, data: Obj, all: Array<{ path: Path, value: Obj |
   const ok = (...ops: Operation[]): { ops: Operation[], valid: boolean } => ({ ops, valid: true })
   /** A place to add at: a key of an object (new or existing), or an index of an array (or '-'). */
   const addTarget = (from?: Path, move = false): string | null => {
-    const candidates = from === undefined ? all : all.filter(c => !pointer(c.path).startsWith(pointer(from) + '/') && pointer(c.path) !== pointer(from))
+    // Taking an element out of an array shifts the later ones: a container inside one of them is
+    // somewhere else once the move adds (RFC 6902 resolves `path` after the removal).
+    const shifted = (c: Path): boolean => {
+      if (!move || from === undefined) return false
+      const parent = from.slice(0, -1)
+      const index = from[from.length - 1]
+      return typeof index === 'number' && c.length > parent.length && pointer(c.slice(0, parent.length)) === pointer(parent) && (c[parent.length] as number) > index
+    }
+    const candidates = from === undefined ? all : all.filter(c => !pointer(c.path).startsWith(pointer(from) + '/') && pointer(c.path) !== pointer(from) && !shifted(c.path))
     if (candidates.length === 0) return null
     const c = r.pick(candidates)
     if (!Array.isArray(c.value)) return pointer([...c.path, r.pick(KEYS)])
