@@ -86,6 +86,8 @@ const profileArgs = (kind: Kind, o: StartOptions): string[] =>
 const startAccordCli = (kind: Kind, o: StartOptions): Promise<BenchServer> => new Promise((resolve, reject) => {
   const args = [...o.nodeArgs ?? [], ...profileArgs(kind, o), path.join(root, 'bin/accord.js'), 'serve', '--port', '0', '--data', o.dataDir, '--log-level', 'warn']
   if (kind === 'accord-memory') args.push('--store', 'memory')
+  // One process unless a scenario asks for workers (a new directory would get one per core).
+  if (!(o.serveArgs ?? []).includes('--workers')) args.push('--workers', '1')
   args.push(...o.serveArgs ?? [])
   const child = spawn(process.execPath, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
   let out = ''

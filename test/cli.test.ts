@@ -4,6 +4,7 @@
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
 import { spawn, type ChildProcess } from 'node:child_process'
 import path from 'node:path'
+import os from 'node:os'
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { removeTempDirs, tempDir } from './helpers/server.ts'
@@ -118,12 +119,13 @@ describe('accord CLI', () => {
     expect(stdout).toBe(`accord ${pkg.version}\n`)
   })
 
-  it('serve prints its URL, get prints a workflow\'s JSON, SIGTERM stops the server with exit 0', async () => {
+  it('serve prints its URL (one worker per core on a new directory), get prints a workflow\'s JSON, SIGTERM stops the server with exit 0', async () => {
     const data = await tempDir('accord-cli-')
     const server = start(['serve', '--port', '0', '--data', data, '--log-level', 'silent'])
-    const [, url, port] = await waitForOutput(server, /accord serving on (ws:\/\/127\.0\.0\.1:(\d+)) \(store leveldb:(.+), bus none, auth off, tls off\)\n/)
+    const [, url, port] = await waitForOutput(server, /accord serving on (ws:\/\/127\.0\.0\.1:(\d+)) \(store leveldb:(.+), bus none, auth off, tls off(?:, workers \d+)?\)\n/)
     expect(Number(port)).toBeGreaterThan(0)
-    expect(server.stdout()).toContain(`store leveldb:${data},`)
+    const cores = os.availableParallelism()
+    expect(server.stdout()).toContain(cores > 1 ? `store leveldb:${data} in ${cores} shards, bus none, auth off, tls off, workers ${cores})` : `store leveldb:${data}, bus none, auth off, tls off)`)
 
     // An SDK agent writes; a second one converging proves the server holds the edit.
     const writer = sdkAgent(url as string, 'cli-flow', 'writer')
@@ -144,6 +146,6 @@ describe('accord CLI', () => {
     await closeClients()
     server.child.kill('SIGTERM')
     expect(await within(server.exited, 'the server to exit after SIGTERM', server)).toBe(0)
-    expect(server.stdout()).toMatch(/accord stopped cleanly: 1 workflows flushed, store closed\n$/)
+    expect(server.stdout()).toMatch(cores > 1 ? new RegExp(`accord stopped cleanly: 1 workflows flushed, ${cores} workers stopped, store closed\n$`) : /accord stopped cleanly: 1 workflows flushed, store closed\n$/)
   })
 })

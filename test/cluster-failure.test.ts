@@ -32,7 +32,8 @@ afterEach(async () => {
 describe.skipIf(missing !== null)('cluster failure', () => {
   it('loses nothing when the server writing the workflow is killed during a write storm; another takes over and the restarted one catches up', async () => {
     schema = uniqueName('failover')
-    const args = ['serve', '--port', '0', '--store', `${POSTGRES_URL}?schema=${schema}`, '--bus', REDIS_URL, '--bus-prefix', `${schema}:`, '--log-level', 'error']
+    // One process per server: what is killed below is the server writing the workflow.
+    const args = ['serve', '--workers', '1', '--port', '0', '--store', `${POSTGRES_URL}?schema=${schema}`, '--bus', REDIS_URL, '--bus-prefix', `${schema}:`, '--log-level', 'error']
     const servers = []
     for (let i = 0; i < 3; i++) servers.push(await spawnAccord(args)) // one at a time: the first migrates
     const live = servers.map(s => s.port)

@@ -35,7 +35,7 @@ export const SERVE_SETTINGS: readonly Setting[] = [
   s('port', 'port', 'Port (0 picks a free one)', { default: 1234, arg: 'n' }),
   s('host', 'string', 'Interface to bind; anything but loopback needs auth', { default: '127.0.0.1', arg: 'addr' }),
   s('data', 'string', 'LevelDB directory (created if missing)', { default: './data', arg: 'dir' }),
-  s('workers', 'string', 'Worker processes, each owning a shard of the workflows: a number, or auto (one per core). Default: the count --data was written with, else 1', { arg: 'n|auto' }),
+  s('workers', 'string', 'Worker processes, each owning a shard of the workflows: a number, or auto (one per core). Default: the count --data was written with, else one per core (1 with --mcp)', { arg: 'n|auto' }),
   s('store', 'string', 'postgres://user@host/db[?schema=name]: PostgreSQL instead of LevelDB', { arg: 'url' }),
   s('bus', 'string', 'redis://host:port: one of several servers on the same --store', { arg: 'url' }),
   s('bus-prefix', 'string', 'Redis key prefix, one per cluster', { default: 'accord:', arg: 'p' }),

@@ -139,7 +139,10 @@ const signalled = (): Promise<string> => new Promise(resolve => {
   process.on('SIGTERM', stop)
 })
 
-/** `--workers`: a count, `auto` (one per core), or unset: what the data directory was written with, else 1. */
+/**
+ * `--workers`: a count, `auto` (one per core), or unset: the count a LevelDB data directory was
+ * written with, else one per core. `--mcp` defaults to 1, since it needs every shard in one process.
+ */
 const workerCount = async (v: Settings): Promise<number> => {
   const raw = str(v.workers)
   if (raw === 'auto') return os.availableParallelism()
@@ -148,9 +151,10 @@ const workerCount = async (v: Settings): Promise<number> => {
     if (!Number.isSafeInteger(n) || n < 1 || n > 256) throw new UsageError(`--workers must be auto or an integer from 1 to 256, got ${JSON.stringify(raw)}`)
     return n
   }
-  if (v.store !== undefined) return 1
+  if (v.mcp === true) return 1
+  if (v.store !== undefined) return os.availableParallelism()
   const layout = await readLayout(str(v.data) ?? './data')
-  return layout.kind === 'empty' ? 1 : layout.workers
+  return layout.kind === 'empty' ? os.availableParallelism() : layout.workers
 }
 
 const storeText = (storeUrl: string | undefined, options: ServerOptions, shards = 1): string =>

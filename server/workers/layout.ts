@@ -16,6 +16,7 @@ import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { z } from 'zod'
 import { AccordError } from '../../src/model/errors.ts'
+import { describeOpenError } from '../../src/store/open-errors.ts'
 
 export const SHARDS_FILE = 'shards.json'
 export const SHARDS_FORMAT = 'accord-shards/1'
@@ -74,8 +75,10 @@ export const prepareLayout = async (dataDir: string, workers: number): Promise<s
     if (workers === 1) return [dir]
     const entries = await readdir(dir).catch(() => [] as string[])
     if (entries.length > 0) throw new ShardLayoutError(`${dir} is not empty and holds no Accord store: use an empty or new directory for --workers ${workers}`)
+    // The same words as a store that cannot open (a file in the way, no permission, a full disk).
     await mkdir(dir, { recursive: true })
-    await writeFile(path.join(dir, SHARDS_FILE), JSON.stringify({ format: SHARDS_FORMAT, workers } satisfies ShardsManifest) + '\n')
+      .then(() => writeFile(path.join(dir, SHARDS_FILE), JSON.stringify({ format: SHARDS_FORMAT, workers } satisfies ShardsManifest) + '\n'))
+      .catch(async (err: unknown) => { throw await describeOpenError(dir, err) })
     return Array.from({ length: workers }, (_, i) => shardDir(dir, i))
   }
   if (layout.workers !== workers) {
