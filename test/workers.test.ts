@@ -16,7 +16,7 @@ import { killChildren, runAccord, spawnAccord } from './helpers/child.ts'
 import { closeClients, sdkAgent, stockClient } from './helpers/clients.ts'
 import { api, openSse } from './helpers/http.ts'
 import { removeTempDirs, tempDir } from './helpers/server.ts'
-import { dropServiceData, POSTGRES_URL, REDIS_URL, servicesMissing, uniqueName } from './helpers/services.ts'
+import { dropServiceData, POSTGRES_URL, REDIS_URL, servicesMissing, uniqueName, writerOf } from './helpers/services.ts'
 import { waitFor, waitForConvergence } from './helpers/wait.ts'
 import { hasOpenssl, selfSignedCert } from './helpers/tls.ts'
 
@@ -42,7 +42,7 @@ const idsPerShard = (workers: number, count: number, prefix: string): string[][]
   return shards
 }
 
-interface WorkerInfo { index: number, pid: number | null, state: string, restarts: number, ready: boolean }
+interface WorkerInfo { index: number, pid: number | null, state: string, restarts: number, ready: boolean, serverId?: string }
 const workersOf = async (base: string): Promise<WorkerInfo[]> => (await api(base, 'GET', '/readyz')).body.workers as WorkerInfo[]
 
 /** Stops a server with SIGTERM and resolves with its last stdout line. */
@@ -247,6 +247,10 @@ describe('accord serve --workers', () => {
       expect((listed.body as Array<{ workflowId: string }>).map(w => w.workflowId).sort()).toEqual([...ids].sort())
       const ready = await workersOf(base)
       expect(ready.map(w => w.ready)).toEqual([true, true])
+      // /readyz names each worker's cluster id: the lease of each workflow names its owner's.
+      const serverIds = ready.map(w => w.serverId)
+      expect(new Set(serverIds).size).toBe(2)
+      for (const id of ids) expect(await writerOf(prefix, id)).toBe(serverIds[shardOf(id, 2)])
       await closeClients()
       await stop(child)
       const verified = await runAccord(['verify', '--store', `${POSTGRES_URL}?schema=${schema}`])

@@ -65,7 +65,7 @@ export const createFanIn = (pool: WorkerPool, links: WorkerLink[]): FanIn => {
       const answers = await Promise.all(workers.map(async w => w.state !== 'ready'
         ? null
         : (links[w.index] as WorkerLink).ask('GET', '/readyz', req.headers).catch(() => null)))
-      const bodies = answers.map(a => a === null ? null : JSON.parse(a.body.toString('utf8')) as { ready: boolean, corruptWorkflows: unknown[] })
+      const bodies = answers.map(a => a === null ? null : JSON.parse(a.body.toString('utf8')) as { ready: boolean, corruptWorkflows: unknown[], serverId?: string })
       const ready = bodies.every(b => b?.ready === true)
       const corruptWorkflows = bodies.flatMap(b => b?.corruptWorkflows ?? [])
       res.writeHead(ready ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify({
@@ -73,7 +73,8 @@ export const createFanIn = (pool: WorkerPool, links: WorkerLink[]): FanIn => {
         state: ready ? 'listening' : 'degraded',
         degraded: corruptWorkflows.length > 0,
         corruptWorkflows,
-        workers: workers.map((w, i) => ({ ...w, ready: bodies[i]?.ready === true }))
+        // In cluster mode each worker is a cluster member: its id is what a writer lease names.
+        workers: workers.map((w, i) => ({ ...w, ready: bodies[i]?.ready === true, ...(bodies[i]?.serverId === undefined ? {} : { serverId: bodies[i]?.serverId }) }))
       }))
     },
 
