@@ -17,12 +17,12 @@ import type pg from 'pg'
 import type { $ZodType } from 'zod/v4/core'
 import { CorruptDataError, HeadMovedError, StorageError } from '../../src/model/errors.ts'
 import { ConflictRecordSchema, SnapshotRecordSchema, VersionRecordSchema, ViolationRecordSchema, type VersionRecord } from '../../src/model/schema.ts'
-import { compress, decodeChunk, decodeUpdates, decompress, encodeChunk, encodeUpdates, type Chunk } from '../../src/store/codec.ts'
+import { compress, decodeChunk, decodeUpdates, decompress, encodeChunk, encodeUpdates, type Chunk, type EncodedEntry } from '../../src/store/codec.ts'
 import { frame, frameJson, unframe } from '../../src/store/frame.ts'
 import * as keys from '../../src/store/keys.ts'
 import { importOptional } from '../../src/model/optional-dependency.ts'
 import { migrate } from './postgres-migrations.ts'
-import { archivedRecordsAfter, archivedRecordsThrough, parseArchivedRecord, recordParser, wrapStorage as wrap } from '../../src/store/records.ts'
+import { archivedRecordsAfter, archivedRecordsThrough, parseArchivedRecord, recordParser, recordText, wrapStorage as wrap } from '../../src/store/records.ts'
 import { WorkflowMetaSchema, type Keyframe, type Replay, type Store, type VersionEntry, type WorkflowMeta } from '../../src/store/store.ts'
 
 export interface PostgresStoreOptions {
@@ -318,13 +318,16 @@ export const openPostgresStore = async (url: string, options: PostgresStoreOptio
       const rows = await query(`SELECT l.version, l.data, r.record FROM ${t.log} l
         LEFT JOIN ${t.versions} r ON r.workflow_id = l.workflow_id AND r.version = l.version
         WHERE l.workflow_id = $1 AND l.version > $2 AND l.version <= $3 ORDER BY l.version`, [id, from, to], c)
-      const entries: VersionEntry[] = []
+      // Entries and records are copied as stored (their frames' checksums vouch for them), not
+      // decoded and re-encoded: readers of the chunk validate them.
+      const entries: EncodedEntry[] = []
       const records: string[] = []
       for (const row of rows) {
         const v = num(row.version)
-        if (row.record === null) throw new CorruptDataError(keys.key(id, 'ver', v), 'version record missing')
-        entries.push(entryOf(id, v, bytes(row.data)))
-        records.push(JSON.stringify(recordOf(id, v, bytes(row.record))))
+        const recordKey = keys.key(id, 'ver', v)
+        if (row.record === null) throw new CorruptDataError(recordKey, 'version record missing')
+        entries.push({ version: v, encoded: unframe(keys.key(id, 'log', v), bytes(row.data)) })
+        records.push(recordText(recordKey, unframe(recordKey, bytes(row.record))))
       }
       // A chunk must hold the whole range, or replays from it would be wrong.
       if (entries.length !== to - from || entries.some((e, i) => e.version !== from + i + 1)) {

@@ -39,7 +39,17 @@ export interface Chunk {
   entries: VersionEntry[]
 }
 
-export const encodeChunk = (chunk: Chunk): Promise<Uint8Array> => {
+/** A log entry as a store keeps it: its updates already encoded by `encodeUpdates`. */
+export interface EncodedEntry {
+  version: number
+  encoded: Uint8Array
+}
+
+/**
+ * An archive chunk from entries as a store keeps them: copied, not decoded and re-encoded
+ * (archiving runs on the write path). `decodeChunk` reads it back as a Chunk.
+ */
+export const encodeChunk = (chunk: Omit<Chunk, 'entries'> & { entries: EncodedEntry[] }): Promise<Uint8Array> => {
   const enc = encoding.createEncoder()
   encoding.writeVarUint(enc, chunk.from)
   encoding.writeVarUint8Array(enc, chunk.keyframe ?? new Uint8Array(0))
@@ -47,7 +57,7 @@ export const encodeChunk = (chunk: Chunk): Promise<Uint8Array> => {
   chunk.entries.forEach((entry, i) => {
     encoding.writeVarUint(enc, entry.version)
     encoding.writeVarString(enc, chunk.records[i] as string)
-    encoding.writeVarUint8Array(enc, encodeUpdates(entry.updates))
+    encoding.writeVarUint8Array(enc, entry.encoded)
   })
   return compress(encoding.toUint8Array(enc))
 }

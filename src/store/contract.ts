@@ -8,7 +8,7 @@
  *   import { storeContract } from '@accord-state/accord/server/testing'
  *   storeContract('my store', async () => ({ store: await openMyStore(), destroy: async () => { ... } }))
  *
- * Why one file of ~440 lines: it is one suite a third party imports whole; its cases read top to
+ * Why one file of ~480 lines: it is one suite a third party imports whole; its cases read top to
  * bottom as the Store interface's contract.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
@@ -458,6 +458,20 @@ export const storeContract = (name: string, open: () => Promise<Backend>, option
       ].sort())
       for (const p of problems) expect(p.problem).toMatch(/checksum mismatch/)
       expect(stateOf(await b.store.load('wf-good'))).toBe(good.states[7])
+    })
+    if (options.corruption !== false) it('archiving over a damaged record or log entry refuses with CorruptDataError and moves nothing', async () => {
+      const corrupt = b.corrupt
+      if (corrupt === undefined) expect.fail(`${name}: the corruption case needs the backend's corrupt() (or pass { corruption: false })`)
+      const w = new Writer('wf-arch-bad', 5)
+      await w.write(b.store, 12)
+      await corrupt('wf-arch-bad', 'ver', 3)
+      await corrupt('wf-arch-bad', 'log', 8)
+      await expect(b.store.archive('wf-arch-bad', 0, 5)).rejects.toMatchObject({ code: 'CORRUPT_DATA', details: { key: keys.key('wf-arch-bad', 'ver', 3) } })
+      await expect(b.store.archive('wf-arch-bad', 5, 10)).rejects.toMatchObject({ code: 'CORRUPT_DATA', details: { key: keys.key('wf-arch-bad', 'log', 8) } })
+      expect(await b.store.archivedThrough('wf-arch-bad')).toBe(0)
+      expect(await b.store.countLog('wf-arch-bad')).toBe(12)
+      expect((await b.store.version('wf-arch-bad', 4))?.version).toBe(4)
+      expect(stateOf(await b.store.replay('wf-arch-bad', 7))).toBe(w.states[7])
     })
   })
 }

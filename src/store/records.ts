@@ -29,6 +29,22 @@ export const recordParser = (framer?: Pick<Framer, 'unframeJson'>) => <T>(schema
   return parsed.data
 }
 
+/** Strict: a record that is not valid UTF-8 is damaged, not text to guess at. */
+const UTF8 = new TextDecoder('utf-8', { fatal: true })
+
+/**
+ * A stored record's JSON text (unframed already) as it goes into an archive chunk, unparsed:
+ * its frame's checksum vouches for the bytes, and readers of the chunk validate it
+ * (parseArchivedRecord). Parsing and re-serializing each record was a third of archiving's CPU.
+ */
+export const recordText = (key: string, bytes: Uint8Array): string => {
+  try {
+    return UTF8.decode(bytes)
+  } catch {
+    throw new CorruptDataError(key, 'version record is not UTF-8 text')
+  }
+}
+
 /** A version record stored as JSON text inside an archive chunk. */
 export const parseArchivedRecord = (key: string, json: string): VersionRecord => {
   let value: unknown
