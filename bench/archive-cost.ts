@@ -5,6 +5,8 @@
  * 100-version chunk. Not part of `npm run bench`: a quick check for changes to archiving.
  *
  *   npx tsx bench/archive-cost.ts            # N=3000 versions by default
+ *   STATE_KB=500 npx tsx bench/archive-cost.ts   # the first version also writes ~500 KB of state,
+ *                                                # so every keyframe (and chunk) carries it
  */
 import { mkdtemp, rm } from 'node:fs/promises'
 import os from 'node:os'
@@ -15,6 +17,7 @@ import type { VersionRecord } from '../src/model/schema.ts'
 
 const N = Number(process.env.N ?? 3000)
 const EVERY = 100
+const STATE_KB = Number(process.env.STATE_KB ?? 0)
 const dir = await mkdtemp(path.join(os.tmpdir(), 'accord-archive-cost-'))
 const store = await openLevelStore(dir)
 const id = 'wf'
@@ -25,6 +28,8 @@ const now = Date.now()
 for (let v = 1; v <= N; v++) {
   updates = []
   const key = `agent-${v % 5}`
+  // About 40 bytes of JSON per item, varied enough not to compress away.
+  if (v === 1 && STATE_KB > 0) doc.getMap('state').set('blob', Array.from({ length: STATE_KB * 25 }, (_, i) => ({ i, text: `item ${(i * 2654435761) % 1e9}` })))
   const value = { round: v, note: `value ${v}` }
   doc.getMap('state').set(key, value)
   const record: VersionRecord = {

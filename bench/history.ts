@@ -10,6 +10,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { Level } from 'level'
+import * as decoding from 'lib0/decoding'
 import { createServer } from '../server/server.ts'
 import { openWorkflow, type JsonObject } from '../src/node/index.ts'
 import { unframe } from '../src/store/frame.ts'
@@ -81,14 +82,22 @@ for (let i = 0; i < 100; i++) {
 }
 await server.close()
 
-// Compression: archive chunks and keyframes, stored size vs decompressed size.
+// Compression: archive chunks and keyframes, stored size vs decompressed size. A chunk is
+// [0][compressed keyframe][compressed rest] (src/store/codec.ts), an older one a single stream.
+const rawBytes = (isChunk: boolean, payload: Uint8Array): number => {
+  if (!isChunk || payload[0] !== 0) return decompress(payload).length
+  const dec = decoding.createDecoder(payload)
+  decoding.readUint8(dec)
+  const keyframe = decoding.readVarUint8Array(dec)
+  return (keyframe.length > 0 ? decompress(keyframe).length : 0) + decompress(decoding.readTailAsUint8Array(dec)).length
+}
 const db = new Level<string, Uint8Array>(dir, { keyEncoding: 'utf8', valueEncoding: 'view' })
 let stored = 0
 let raw = 0
 for await (const [k, v] of db.iterator({ gt: 'w!bench-history!', lt: 'w!bench-history!~' })) {
   if (!k.includes('!arch!') && !k.includes('!kf!')) continue
   stored += v.length
-  raw += decompress(unframe(k, v)).length
+  raw += rawBytes(k.includes('!arch!'), unframe(k, v))
 }
 await db.close()
 await rm(dir, { recursive: true, force: true })

@@ -309,17 +309,17 @@ export const openPostgresStore = async (url: string, options: PostgresStoreOptio
       // Serializes archivers of this workflow (other servers run retention too).
       await query(`SELECT 1 FROM ${t.workflows} WHERE id = $1 FOR UPDATE`, [id], c)
       if (await archivedThroughOn(c, id) >= to) return
-      let keyframe: Keyframe | null = null
+      let storedKeyframe: Uint8Array | null = null
       if (from !== 0) {
         const [kf] = await query(`SELECT state FROM ${t.keyframes} WHERE workflow_id = $1 AND version = $2`, [id, from], c)
         if (kf === undefined) throw new StorageError(`no keyframe at version ${from} of ${id}`)
-        keyframe = keyframeOf(id, from, bytes(kf.state))
+        storedKeyframe = unframe(keys.key(id, 'kf', from), bytes(kf.state))
       }
       const rows = await query(`SELECT l.version, l.data, r.record FROM ${t.log} l
         LEFT JOIN ${t.versions} r ON r.workflow_id = l.workflow_id AND r.version = l.version
         WHERE l.workflow_id = $1 AND l.version > $2 AND l.version <= $3 ORDER BY l.version`, [id, from, to], c)
-      // Entries and records are copied as stored (their frames' checksums vouch for them), not
-      // decoded and re-encoded: readers of the chunk validate them.
+      // The keyframe, entries and records are copied as stored (their frames' checksums vouch
+      // for them), not decoded and re-encoded: readers of the chunk validate them.
       const entries: EncodedEntry[] = []
       const records: string[] = []
       for (const row of rows) {
@@ -333,7 +333,7 @@ export const openPostgresStore = async (url: string, options: PostgresStoreOptio
       if (entries.length !== to - from || entries.some((e, i) => e.version !== from + i + 1)) {
         throw new CorruptDataError(keys.key(id, 'log', to), `log entries of (${from}, ${to}] missing`)
       }
-      const chunk = frame(await encodeChunk({ from, keyframe: keyframe?.state ?? null, records, entries }))
+      const chunk = frame(await encodeChunk({ from, storedKeyframe, records, entries }))
       await query(`WITH dl AS (DELETE FROM ${t.log} WHERE workflow_id = $1 AND version > $2 AND version <= $3),
           dv AS (DELETE FROM ${t.versions} WHERE workflow_id = $1 AND version > $2 AND version <= $3),
           dk AS (DELETE FROM ${t.keyframes} WHERE workflow_id = $1 AND version = $2 AND $2 <> 0)

@@ -45,27 +45,59 @@ export interface EncodedEntry {
   encoded: Uint8Array
 }
 
+/** First byte of a chunk laid out as [0][stored keyframe][compressed body] (see decodeChunk). */
+const CHUNK_WITH_STORED_KEYFRAME = 0
+
 /**
- * An archive chunk from entries as a store keeps them: copied, not decoded and re-encoded
- * (archiving runs on the write path). `decodeChunk` reads it back as a Chunk.
+ * An archive chunk from what a store keeps, copied, not decoded and re-encoded (archiving runs
+ * on the write path): the keyframe at `from` as stored (compressed by `compress`, or null at
+ * version 0), and the log entries and record texts, compressed together. Layout:
+ * [0][varUint8Array keyframe][Brotli(from, n, (version, record, entry)*)].
+ * `decodeChunk` reads it back as a Chunk.
  */
-export const encodeChunk = (chunk: Omit<Chunk, 'entries'> & { entries: EncodedEntry[] }): Promise<Uint8Array> => {
-  const enc = encoding.createEncoder()
-  encoding.writeVarUint(enc, chunk.from)
-  encoding.writeVarUint8Array(enc, chunk.keyframe ?? new Uint8Array(0))
-  encoding.writeVarUint(enc, chunk.entries.length)
+export const encodeChunk = async (chunk: { from: number, storedKeyframe: Uint8Array | null, records: string[], entries: EncodedEntry[] }): Promise<Uint8Array> => {
+  const body = encoding.createEncoder()
+  encoding.writeVarUint(body, chunk.from)
+  encoding.writeVarUint(body, chunk.entries.length)
   chunk.entries.forEach((entry, i) => {
-    encoding.writeVarUint(enc, entry.version)
-    encoding.writeVarString(enc, chunk.records[i] as string)
-    encoding.writeVarUint8Array(enc, entry.encoded)
+    encoding.writeVarUint(body, entry.version)
+    encoding.writeVarString(body, chunk.records[i] as string)
+    encoding.writeVarUint8Array(body, entry.encoded)
   })
-  return compress(encoding.toUint8Array(enc))
+  const enc = encoding.createEncoder()
+  encoding.writeUint8(enc, CHUNK_WITH_STORED_KEYFRAME)
+  encoding.writeVarUint8Array(enc, chunk.storedKeyframe ?? new Uint8Array(0))
+  encoding.writeUint8Array(enc, await compress(encoding.toUint8Array(body)))
+  return encoding.toUint8Array(enc)
 }
 
+/**
+ * Reads a chunk of either layout. Chunks written before the keyframe was copied are one Brotli
+ * stream of [from][keyframe][n][entries]. Brotli's stream header starts with the window size,
+ * and its first bit is 0 only for a 16-bit window; `compress` uses the default 22-bit one, so
+ * those chunks start with an odd byte and never with 0 (a test checks this on `compress`).
+ */
 export const decodeChunk = (data: Uint8Array): Chunk => {
+  if (data[0] !== CHUNK_WITH_STORED_KEYFRAME) return decodeBrotliChunk(data)
+  const dec = decoding.createDecoder(data)
+  decoding.readUint8(dec)
+  const storedKeyframe = decoding.readVarUint8Array(dec)
+  const body = decoding.createDecoder(decompress(decoding.readTailAsUint8Array(dec)))
+  const from = decoding.readVarUint(body)
+  const { records, entries } = readEntries(body)
+  return { from, keyframe: from === 0 ? null : decompress(storedKeyframe), records, entries }
+}
+
+/** The first layout: everything in one Brotli stream. */
+const decodeBrotliChunk = (data: Uint8Array): Chunk => {
   const dec = decoding.createDecoder(decompress(data))
   const from = decoding.readVarUint(dec)
   const kf = decoding.readVarUint8Array(dec)
+  const { records, entries } = readEntries(dec)
+  return { from, keyframe: from === 0 ? null : kf, records, entries }
+}
+
+const readEntries = (dec: decoding.Decoder): { records: string[], entries: VersionEntry[] } => {
   const n = decoding.readVarUint(dec)
   const records: string[] = []
   const entries: VersionEntry[] = []
@@ -74,5 +106,5 @@ export const decodeChunk = (data: Uint8Array): Chunk => {
     records.push(decoding.readVarString(dec))
     entries.push({ version, updates: decodeUpdates(decoding.readVarUint8Array(dec)) })
   }
-  return { from, keyframe: from === 0 ? null : kf, records, entries }
+  return { records, entries }
 }

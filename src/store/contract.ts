@@ -459,17 +459,20 @@ export const storeContract = (name: string, open: () => Promise<Backend>, option
       for (const p of problems) expect(p.problem).toMatch(/checksum mismatch/)
       expect(stateOf(await b.store.load('wf-good'))).toBe(good.states[7])
     })
-    if (options.corruption !== false) it('archiving over a damaged record or log entry refuses with CorruptDataError and moves nothing', async () => {
+    if (options.corruption !== false) it('archiving over a damaged record, log entry or keyframe refuses with CorruptDataError and moves nothing', async () => {
       const corrupt = b.corrupt
       if (corrupt === undefined) expect.fail(`${name}: the corruption case needs the backend's corrupt() (or pass { corruption: false })`)
       const w = new Writer('wf-arch-bad', 5)
-      await w.write(b.store, 12)
+      await w.write(b.store, 17)
       await corrupt('wf-arch-bad', 'ver', 3)
       await corrupt('wf-arch-bad', 'log', 8)
+      await corrupt('wf-arch-bad', 'kf', 10)
       await expect(b.store.archive('wf-arch-bad', 0, 5)).rejects.toMatchObject({ code: 'CORRUPT_DATA', details: { key: keys.key('wf-arch-bad', 'ver', 3) } })
       await expect(b.store.archive('wf-arch-bad', 5, 10)).rejects.toMatchObject({ code: 'CORRUPT_DATA', details: { key: keys.key('wf-arch-bad', 'log', 8) } })
+      // The keyframe is copied into the chunk still compressed: its frame's checksum is the check.
+      await expect(b.store.archive('wf-arch-bad', 10, 15)).rejects.toMatchObject({ code: 'CORRUPT_DATA', details: { key: keys.key('wf-arch-bad', 'kf', 10) } })
       expect(await b.store.archivedThrough('wf-arch-bad')).toBe(0)
-      expect(await b.store.countLog('wf-arch-bad')).toBe(12)
+      expect(await b.store.countLog('wf-arch-bad')).toBe(17)
       expect((await b.store.version('wf-arch-bad', 4))?.version).toBe(4)
       expect(stateOf(await b.store.replay('wf-arch-bad', 7))).toBe(w.states[7])
     })

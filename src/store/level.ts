@@ -280,9 +280,14 @@ export const openLevelStore = async (location: string, options: LevelStoreOption
   })
 
   const archive: Store['archive'] = (id, from, to) => wrap(`archiving ${id} (${from}, ${to}]`, async () => {
-    const keyframe = from === 0 ? null : await readKeyframe(id, from)
-    if (from !== 0 && keyframe?.version !== from) throw new StorageError(`no keyframe at version ${from} of ${id}`)
     // As stored (checksummed by their frames): archiving copies them, nothing reads them here.
+    let storedKeyframe: Uint8Array | null = null
+    if (from !== 0) {
+      const k = keys.key(id, 'kf', from)
+      const value = await db.get(k)
+      if (value === undefined) throw new StorageError(`no keyframe at version ${from} of ${id}`)
+      storedKeyframe = unframe(k, value)
+    }
     const entries: EncodedEntry[] = []
     for await (const [k, v] of db.iterator(keys.kindRange(id, 'log', { after: from, through: to }))) entries.push({ version: keys.keyToNum(k), encoded: unframe(k, v) })
     const records: string[] = []
@@ -300,7 +305,7 @@ export const openLevelStore = async (location: string, options: LevelStoreOption
       ops.push({ type: 'del', key: k }, { type: 'del', key: keys.key(id, 'log', entry.version) })
     }
     if (from !== 0) ops.push({ type: 'del', key: keys.key(id, 'kf', from) })
-    ops.push(putOp(keys.key(id, 'arch', to), frame(await encodeChunk({ from, keyframe: keyframe?.state ?? null, records, entries }))))
+    ops.push(putOp(keys.key(id, 'arch', to), frame(await encodeChunk({ from, storedKeyframe, records, entries }))))
     await db.batch(ops, writeOptions)
   })
 
