@@ -191,6 +191,37 @@ if (pgProblem !== null && process.env.ACCORD_REQUIRE_SERVICES === '1') {
       await expect(openPostgresStore(POSTGRES_URL, { schema: 'bad"name' })).rejects.toMatchObject({ code: 'STORAGE_FAILURE' })
     })
 
+    it('sends commits as prepared statements unless ?preparedStatements=false says not to; refuses another value', async () => {
+      const b = await openPostgresBackend()
+      backends.push(b)
+      // pg's own client, recording the statement names it is asked to run.
+      const runWith = async (url: string): Promise<Set<string>> => {
+        const names = new Set<string>()
+        class Recording extends pg.Client {
+          query (...args: unknown[]): never {
+            const config = args[0] as { name?: string }
+            if (typeof config === 'object' && config !== null && typeof config.name === 'string') names.add(config.name)
+            return (super.query as (...a: unknown[]) => never)(...args)
+          }
+        }
+        const store = await openPostgresStore(url, { schema: b.schema, pool: { Client: Recording as unknown as typeof pg.Client } })
+        try {
+          const w = new Writer(`wf-prep-${names.size}-${Math.random().toString(36).slice(2)}`)
+          await w.write(store, 7)
+          expect(stateOf(await store.load(w.id))).toBe(w.states[7])
+        } finally {
+          await store.close()
+        }
+        return names
+      }
+      expect(await runWith(POSTGRES_URL)).toEqual(new Set(['accord_commit_first', 'accord_commit_next']))
+      const off = new URL(POSTGRES_URL)
+      off.searchParams.set('preparedStatements', 'false')
+      expect(await runWith(off.toString())).toEqual(new Set())
+      off.searchParams.set('preparedStatements', 'no')
+      await expect(openPostgresStore(off.toString(), { schema: b.schema })).rejects.toMatchObject({ code: 'STORAGE_FAILURE', message: expect.stringMatching(/preparedStatements must be true or false/) })
+    })
+
     it('takes the schema from the URL, and reports an unreachable database as a storage failure', async () => {
       const b = await openPostgresBackend()
       backends.push(b)
