@@ -36,10 +36,10 @@ export interface PostgresStoreOptions {
   /** Further pg.Pool settings. */
   pool?: pg.PoolConfig
   /**
-   * Send the commit statement as a named (prepared) statement, so each connection parses and
-   * plans it once (default true; the URL's `?preparedStatements=false` turns it off too). Turn off
-   * behind a pooler that cannot keep prepared statements across transactions (PgBouncer in
-   * transaction mode before 1.21).
+   * Send the statements run on every commit or reconcile pass (commit, meta, heads) as named
+   * (prepared) statements, so each connection parses and plans them once (default true; the
+   * URL's `?preparedStatements=false` turns it off too). Turn off behind a pooler that cannot keep
+   * prepared statements across transactions (PgBouncer in transaction mode before 1.21).
    */
   preparedStatements?: boolean
 }
