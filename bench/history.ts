@@ -10,11 +10,10 @@ import os from 'node:os'
 import path from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { Level } from 'level'
-import * as decoding from 'lib0/decoding'
 import { createServer } from '../server/server.ts'
 import { openWorkflow, type JsonObject } from '../src/node/index.ts'
 import { unframe } from '../src/store/frame.ts'
-import { decompress } from '../src/store/codec.ts'
+import { chunkParts, decompress } from '../src/store/codec.ts'
 
 const VERSIONS = Number(process.env.BENCH_VERSIONS ?? 10_000)
 const SAMPLES = 300
@@ -82,14 +81,11 @@ for (let i = 0; i < 100; i++) {
 }
 await server.close()
 
-// Compression: archive chunks and keyframes, stored size vs decompressed size. A chunk is
-// [0][compressed keyframe][compressed rest] (src/store/codec.ts), an older one a single stream.
+// Compression: archive chunks and keyframes, stored size vs decompressed size.
 const rawBytes = (isChunk: boolean, payload: Uint8Array): number => {
-  if (!isChunk || payload[0] !== 0) return decompress(payload).length
-  const dec = decoding.createDecoder(payload)
-  decoding.readUint8(dec)
-  const keyframe = decoding.readVarUint8Array(dec)
-  return (keyframe.length > 0 ? decompress(keyframe).length : 0) + decompress(decoding.readTailAsUint8Array(dec)).length
+  const parts = isChunk ? chunkParts(payload) : null
+  if (parts === null) return decompress(payload).length
+  return (parts.storedKeyframe.length > 0 ? decompress(parts.storedKeyframe).length : 0) + decompress(parts.body).length
 }
 const db = new Level<string, Uint8Array>(dir, { keyEncoding: 'utf8', valueEncoding: 'view' })
 let stored = 0

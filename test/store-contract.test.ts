@@ -195,7 +195,7 @@ if (pgProblem !== null && process.env.ACCORD_REQUIRE_SERVICES === '1') {
       const b = await openPostgresBackend()
       backends.push(b)
       // pg's own client, recording the statement names it is asked to run.
-      const runWith = async (url: string): Promise<Set<string>> => {
+      const runWith = async (url: string, id: string): Promise<Set<string>> => {
         const names = new Set<string>()
         class Recording extends pg.Client {
           query (...args: unknown[]): never {
@@ -206,7 +206,7 @@ if (pgProblem !== null && process.env.ACCORD_REQUIRE_SERVICES === '1') {
         }
         const store = await openPostgresStore(url, { schema: b.schema, pool: { Client: Recording as unknown as typeof pg.Client } })
         try {
-          const w = new Writer(`wf-prep-${names.size}-${Math.random().toString(36).slice(2)}`)
+          const w = new Writer(id)
           await w.write(store, 7)
           expect(stateOf(await store.load(w.id))).toBe(w.states[7])
         } finally {
@@ -214,10 +214,10 @@ if (pgProblem !== null && process.env.ACCORD_REQUIRE_SERVICES === '1') {
         }
         return names
       }
-      expect(await runWith(POSTGRES_URL)).toEqual(new Set(['accord_commit_first', 'accord_commit_next']))
+      expect(await runWith(POSTGRES_URL, 'wf-prepared')).toEqual(new Set(['accord_commit_first', 'accord_commit_next']))
       const off = new URL(POSTGRES_URL)
       off.searchParams.set('preparedStatements', 'false')
-      expect(await runWith(off.toString())).toEqual(new Set())
+      expect(await runWith(off.toString(), 'wf-unprepared')).toEqual(new Set())
       off.searchParams.set('preparedStatements', 'no')
       await expect(openPostgresStore(off.toString(), { schema: b.schema })).rejects.toMatchObject({ code: 'STORAGE_FAILURE', message: expect.stringMatching(/preparedStatements must be true or false/) })
     })

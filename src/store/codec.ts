@@ -78,14 +78,24 @@ export const encodeChunk = async (chunk: { from: number, storedKeyframe: Uint8Ar
  * those chunks start with an odd byte and never with 0 (a test checks this on `compress`).
  */
 export const decodeChunk = (data: Uint8Array): Chunk => {
-  if (data[0] !== CHUNK_WITH_STORED_KEYFRAME) return decodeBrotliChunk(data)
+  const parts = chunkParts(data)
+  if (parts === null) return decodeBrotliChunk(data)
+  const body = decoding.createDecoder(decompress(parts.body))
+  const from = decoding.readVarUint(body)
+  const { records, entries } = readEntries(body)
+  return { from, keyframe: from === 0 ? null : decompress(parts.storedKeyframe), records, entries }
+}
+
+/**
+ * The compressed parts of a chunk that copies its keyframe (empty at version 0), or null for a
+ * chunk of the first layout, which is one compressed stream.
+ */
+export const chunkParts = (data: Uint8Array): { storedKeyframe: Uint8Array, body: Uint8Array } | null => {
+  if (data[0] !== CHUNK_WITH_STORED_KEYFRAME) return null
   const dec = decoding.createDecoder(data)
   decoding.readUint8(dec)
   const storedKeyframe = decoding.readVarUint8Array(dec)
-  const body = decoding.createDecoder(decompress(decoding.readTailAsUint8Array(dec)))
-  const from = decoding.readVarUint(body)
-  const { records, entries } = readEntries(body)
-  return { from, keyframe: from === 0 ? null : decompress(storedKeyframe), records, entries }
+  return { storedKeyframe, body: decoding.readTailAsUint8Array(dec) }
 }
 
 /** The first layout: everything in one Brotli stream. */
